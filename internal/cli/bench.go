@@ -1,0 +1,416 @@
+package cli
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Benchmark defaults from issue 3: 1 KiB records, 16 partitions, acks=all,
+// 5 ms linger, 1 MiB batches (the last three are producerSettings').
+const (
+	benchRecordBytesDefault     = 1 << 10
+	benchPartitionsDefault      = 16
+	benchProduceDurationDefault = 10 * time.Second
+	benchConsumeBytesDefault    = 1 << 30
+	benchConsumeDurationDefault = 2 * time.Minute
+	// benchRecordBytesMax keeps one record inside the default 1 MiB batch.
+	benchRecordBytesMax = 1 << 20
+)
+
+// Targets of --against.
+const (
+	targetSluice = "sluice"
+	targetKfake  = "kfake"
+	targetBoth   = "both"
+)
+
+type benchFlags struct {
+	g *globals
+	producerSettings
+	against     string
+	topic       string
+	partitions  int32
+	replicas    int16
+	recordBytes byteSize
+	duration    time.Duration
+	bytes       byteSize
+	keepTopic   bool
+	format      string
+	rate        byteSize // produce only; 0 = as fast as the client goes
+}
+
+func benchCommand() *cobra.Command {
+	g := &globals{}
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure produce and consume throughput against a broker and franz-go's in-memory fake",
+		Long: `Run a produce or consume workload against the broker at -b (start one
+first: bench never starts a Sluice broker), against franz-go's in-memory fake
+broker started in this process (--against kfake), or against both with the
+same client settings (--against both), and print a table.`,
+	}
+	g.register(cmd)
+	cmd.AddCommand(benchProduceCommand(g), benchConsumeCommand(g))
+	// TODO(storage): add storagebench.Command() here once internal/storagebench lands.
+	return cmd
+}
+
+func (f *benchFlags) register(cmd *cobra.Command, duration time.Duration, bytes int64) {
+	fl := cmd.Flags()
+	f.producerSettings.register(fl)
+	f.duration, f.bytes, f.recordBytes = duration, byteSize(bytes), benchRecordBytesDefault
+	fl.StringVar(&f.against, "against", targetSluice, "where to run: sluice (the broker at -b), kfake (in-process fake) or both")
+	fl.StringVar(&f.topic, "topic", "", "topic to use (default: a fresh one, deleted afterwards)")
+	fl.Int32Var(&f.partitions, "partitions", benchPartitionsDefault, "partitions of a fresh topic")
+	fl.Int16Var(&f.replicas, "replicas", 1, "replication factor of a fresh topic")
+	fl.Var(&f.recordBytes, "record-bytes", "value size of each record (e.g. 1024, 1KiB)")
+	fl.DurationVar(&f.duration, "duration", duration, "stop after this long (0: no time limit)")
+	fl.Var(&f.bytes, "bytes", "stop after this many value bytes (e.g. 4GiB; 0: no byte limit)")
+	fl.BoolVar(&f.keepTopic, "keep-topic", false, "do not delete a fresh topic afterwards")
+	fl.StringVar(&f.format, "format", "text", "output format: text or json")
+}
+
+// validate reports every bad flag at once.
+func (f *benchFlags) validate(needBytes bool) error {
+	var errs []error
+	switch f.against {
+	case targetSluice, targetKfake, targetBoth:
+	default:
+		errs = append(errs, fmt.Errorf("--against %q (want sluice, kfake or both)", f.against))
+	}
+	if _, err := f.producerSettings.opts(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := parseOutputFormat(f.format); err != nil {
+		errs = append(errs, err)
+	}
+	if f.partitions <= 0 {
+		errs = append(errs, fmt.Errorf("--partitions %d must be positive", f.partitions))
+	}
+	if f.recordBytes <= 0 || f.recordBytes > benchRecordBytesMax {
+		errs = append(errs, fmt.Errorf("--record-bytes %d (want 1 to %d)", f.recordBytes, benchRecordBytesMax))
+	}
+	if f.duration < 0 {
+		errs = append(errs, fmt.Errorf("--duration %v is negative", f.duration))
+	}
+	if needBytes && f.bytes <= 0 {
+		errs = append(errs, errors.New("--bytes must be positive: it sets how much to write before reading"))
+	}
+	if !needBytes && f.duration == 0 && f.bytes == 0 {
+		errs = append(errs, errors.New("give --duration or --bytes: the run needs a bound"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w: %w", ErrUsage, err)
+	}
+	return nil
+}
+
+func (f *benchFlags) targets() []string {
+	if f.against == targetBoth {
+		return []string{targetSluice, targetKfake}
+	}
+	return []string{f.against}
+}
+
+func (f *benchFlags) describe() string {
+	return fmt.Sprintf("%s records, %d partitions, acks=%s, linger %v, batches up to %s, compression %s",
+		humanBytes(int64(f.recordBytes)), f.partitions, f.acks, f.linger, humanBytes(int64(f.batchBytesMax)), f.compression)
+}
+
+// benchEnv is one target, connected.
+type benchEnv struct {
+	name  string
+	seeds []string
+	cl    *kgo.Client
+	adm   *kadm.Client
+	topic string
+	fresh bool // we created the topic and delete it afterwards
+	stop  func()
+}
+
+// open starts the target (kfake) or points at it (sluice), and makes the
+// topic ready.
+func (f *benchFlags) open(ctx context.Context, cmd *cobra.Command, target string) (*benchEnv, error) {
+	popts, err := f.producerSettings.opts()
+	if err != nil {
+		return nil, err
+	}
+	opts := append(f.g.clientOpts(cmd), popts...)
+	opts = append(opts, kgo.ClientID("sluice-bench"))
+	env := &benchEnv{name: target, seeds: f.g.seeds(cmd), stop: func() {}}
+	if target == targetKfake {
+		// One broker, like the single Sluice node it is compared with.
+		c, err := kfake.NewCluster(kfake.NumBrokers(1))
+		if err != nil {
+			return nil, fmt.Errorf("cli: starting kfake: %w", err)
+		}
+		env.stop = c.Close
+		env.seeds = c.ListenAddrs()
+	}
+	opts = append(opts, kgo.SeedBrokers(env.seeds...))
+	env.cl, err = kgo.NewClient(opts...)
+	if err != nil {
+		env.stop()
+		return nil, fmt.Errorf("cli: connecting: %w", err)
+	}
+	env.adm = kadm.NewClient(env.cl)
+	env.topic = f.topic
+	if env.topic == "" {
+		env.topic = "sluice-bench-" + strings.ToLower(rand.Text()[:10])
+		env.fresh = !f.keepTopic
+	}
+	actx, cancel := context.WithTimeout(ctx, adminTimeoutDefault)
+	defer cancel()
+	resps, err := env.adm.CreateTopics(actx, f.partitions, f.replicas, nil, env.topic)
+	if err == nil {
+		r := resps[env.topic]
+		err = r.Err
+		if errors.Is(err, kerr.TopicAlreadyExists) && f.topic != "" {
+			err = nil // the user's topic, used as it is
+		} else if err != nil && r.ErrMessage != "" {
+			err = fmt.Errorf("%w: %s", err, r.ErrMessage)
+		}
+	}
+	if err != nil {
+		env.close(ctx)
+		return nil, fmt.Errorf("cli: %s: creating topic %s: %w", target, env.topic, err)
+	}
+	return env, nil
+}
+
+func (e *benchEnv) close(ctx context.Context) {
+	if e.fresh && e.adm != nil {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), adminTimeoutDefault)
+		_, _ = e.adm.DeleteTopics(dctx, e.topic) // best effort: a leftover topic is harmless
+		cancel()
+	}
+	if e.cl != nil {
+		e.cl.Close()
+	}
+	e.stop()
+}
+
+// produceResult is one row of the produce table, also its JSON form.
+type produceResult struct {
+	Target        string  `json:"target"`
+	Records       int64   `json:"records"`
+	Bytes         int64   `json:"bytes"`
+	Seconds       float64 `json:"seconds"`
+	MBPerSec      float64 `json:"mb_per_s"`
+	RecordsPerSec float64 `json:"records_per_s"`
+	P50Ms         float64 `json:"p50_ms"`
+	P99Ms         float64 `json:"p99_ms"`
+	P999Ms        float64 `json:"p999_ms"`
+	MaxMs         float64 `json:"max_ms"`
+	Errors        int64   `json:"errors"`
+	FirstError    string  `json:"first_error,omitempty"`
+
+	hist *latencyHist
+}
+
+func benchProduceCommand(g *globals) *cobra.Command {
+	f := &benchFlags{g: g}
+	cmd := &cobra.Command{
+		Use:   "produce",
+		Short: "Produce fixed-size records as fast as the client allows; report MB/s, records/s and latency",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := f.validate(false); err != nil {
+				return err
+			}
+			cmd.SilenceUsage = true
+			ctx, stop := signalContext(cmd)
+			defer stop()
+			rate := "as fast as possible"
+			if f.rate > 0 {
+				rate = humanBytes(int64(f.rate)) + "/s"
+			}
+			stderrf(cmd, "bench produce: %s; offered %s, bounded by duration %v, bytes %s\n",
+				f.describe(), rate, f.duration, bytesOrNone(int64(f.bytes)))
+			var results []produceResult
+			for _, t := range f.targets() {
+				env, err := f.open(ctx, cmd, t)
+				if err != nil {
+					return err
+				}
+				stderrf(cmd, "bench produce: %s, topic %s ...\n", t, env.topic)
+				r := produceLoad(ctx, env, int(f.recordBytes), f.duration, int64(f.bytes), int64(f.rate))
+				env.close(ctx)
+				results = append(results, r)
+				if ctx.Err() != nil {
+					break
+				}
+			}
+			if err := printProduceResults(cmd, f, results); err != nil {
+				return err
+			}
+			return resultsErr(results)
+		},
+	}
+	f.register(cmd, benchProduceDurationDefault, 0)
+	cmd.Flags().Var(&f.rate, "rate", "offered load in value bytes per second, e.g. 50MB (0: as fast as possible;\n"+
+		"at full speed latency includes time queued in the client, so measure latency at a set rate)")
+	return cmd
+}
+
+func resultsErr(rs []produceResult) error {
+	for _, r := range rs {
+		if r.Errors > 0 {
+			return fmt.Errorf("%w: %s: %d records failed, first: %s", ErrFailed, r.Target, r.Errors, r.FirstError)
+		}
+	}
+	return nil
+}
+
+// produceLoad sends records of recordBytes random bytes until the duration
+// or the byte budget runs out, then waits for every acknowledgement. With
+// rate > 0 it paces itself to that many bytes per second. Latency is per
+// record, from Produce to its promise: the time a caller of the client
+// would wait, linger included.
+func produceLoad(ctx context.Context, env *benchEnv, recordBytes int, duration time.Duration, budget, rate int64) produceResult {
+	value := make([]byte, recordBytes)
+	_, _ = rand.Read(value) // random bytes: compression gets no free win
+	var (
+		hist  = &latencyHist{}
+		tally produceTally
+		bytes atomic.Int64
+	)
+	promise := func(r *kgo.Record, err error) {
+		if err == nil {
+			// kgo stamps Timestamp with time.Now() in Produce, monotonic
+			// reading included.
+			hist.record(time.Since(r.Timestamp))
+			bytes.Add(int64(len(r.Value)))
+		}
+		tally.done(r, err)
+	}
+	start := time.Now()
+	var deadline time.Time
+	if duration > 0 {
+		deadline = start.Add(duration)
+	}
+	var sent int64
+	for i := 0; ctx.Err() == nil; i++ {
+		if budget > 0 && sent >= budget {
+			break
+		}
+		// Checking the clock every record costs more than the check
+		// saves; every 64 records is well under a millisecond.
+		if i%64 == 0 && !deadline.IsZero() && time.Now().After(deadline) {
+			break
+		}
+		if rate > 0 {
+			// Sleep off any lead over the schedule; sleeps under a
+			// millisecond are not worth the timer.
+			ahead := time.Duration(float64(sent)/float64(rate)*float64(time.Second)) - time.Since(start)
+			if ahead >= time.Millisecond {
+				select {
+				case <-time.After(ahead):
+				case <-ctx.Done():
+				}
+				continue
+			}
+		}
+		env.cl.Produce(ctx, &kgo.Record{Topic: env.topic, Value: value}, promise)
+		sent += int64(recordBytes)
+	}
+	_ = env.cl.Flush(context.WithoutCancel(ctx)) // bounded by the delivery timeout
+	elapsed := time.Since(start)
+
+	tally.mu.Lock()
+	defer tally.mu.Unlock()
+	r := produceResult{
+		Target: env.name, Records: tally.acked, Bytes: bytes.Load(), Seconds: elapsed.Seconds(),
+		Errors: tally.failed, hist: hist,
+		P50Ms: ms(hist.quantile(0.50)), P99Ms: ms(hist.quantile(0.99)), P999Ms: ms(hist.quantile(0.999)),
+		MaxMs: ms(time.Duration(hist.max.Load())),
+	}
+	if tally.firstErr != nil {
+		r.FirstError = tally.firstErr.Error()
+	}
+	if s := elapsed.Seconds(); s > 0 {
+		r.MBPerSec = float64(r.Bytes) / 1e6 / s
+		r.RecordsPerSec = float64(r.Records) / s
+	}
+	return r
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// histBoundsMs are the rows of the latency histogram table.
+var histBoundsMs = []float64{0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000}
+
+func printProduceResults(cmd *cobra.Command, f *benchFlags, rs []produceResult) error {
+	if f.format == string(formatJSON) {
+		return writeJSON(cmd.OutOrStdout(), rs)
+	}
+	w := cmd.OutOrStdout()
+	t := newTable(w, "TARGET", "RECORDS", "BYTES", "SECONDS", "MB/s", "RECORDS/s", "P50", "P99", "P999", "MAX", "ERRORS")
+	for _, r := range rs {
+		t.row(r.Target, r.Records, humanBytes(r.Bytes), fmt.Sprintf("%.2f", r.Seconds), fmt.Sprintf("%.1f", r.MBPerSec),
+			fmt.Sprintf("%.0f", r.RecordsPerSec), fmtMs(r.P50Ms), fmtMs(r.P99Ms), fmtMs(r.P999Ms), fmtMs(r.MaxMs), r.Errors)
+	}
+	if len(rs) == 2 {
+		a, b := rs[0], rs[1]
+		t.row(a.Target+"/"+b.Target, "", "", "", ratio(a.MBPerSec, b.MBPerSec), ratio(a.RecordsPerSec, b.RecordsPerSec),
+			ratio(a.P50Ms, b.P50Ms), ratio(a.P99Ms, b.P99Ms), ratio(a.P999Ms, b.P999Ms), ratio(a.MaxMs, b.MaxMs), "")
+	}
+	if err := t.flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w, "\nLATENCY (share of records acknowledged within)")
+	header := []string{"WITHIN"}
+	for _, r := range rs {
+		header = append(header, r.Target)
+	}
+	t = newTable(w, header...)
+	for _, b := range histBoundsMs {
+		row := []any{fmtMs(b)}
+		for _, r := range rs {
+			n := r.hist.count()
+			if n == 0 {
+				row = append(row, "-")
+				continue
+			}
+			c := r.hist.countBelow(time.Duration(b * float64(time.Millisecond)))
+			row = append(row, fmt.Sprintf("%.2f%%", 100*float64(c)/float64(n)))
+		}
+		t.row(row...)
+	}
+	return t.flush()
+}
+
+func fmtMs(v float64) string {
+	switch {
+	case v >= 100:
+		return fmt.Sprintf("%.0fms", v)
+	case v >= 10:
+		return fmt.Sprintf("%.1fms", v)
+	}
+	return fmt.Sprintf("%.2fms", v)
+}
+
+func ratio(a, b float64) string {
+	if b == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2fx", a/b)
+}
+
+func bytesOrNone(n int64) string {
+	if n == 0 {
+		return "unlimited"
+	}
+	return humanBytes(n)
+}
