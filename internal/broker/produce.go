@@ -1,0 +1,257 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluice-io/sluice/internal/batch"
+	"github.com/sluice-io/sluice/internal/partition"
+	"github.com/sluice-io/sluice/internal/server"
+)
+
+// handleProduce validates every batch of a partition's record set before
+// appending any of them, then enqueues the appends through the engine here,
+// in request order, so that pipelined produces share WAL syncs. The Pending
+// waits until every append is fsynced and readable: acks=1 and acks=all
+// both answer at that point, because our WAL fsync precedes visibility;
+// acks=0 waits too (so a failure can close the connection, as Kafka does)
+// but writes nothing.
+func (b *Broker) handleProduce(ctx context.Context, r *server.Request) server.Pending {
+	req := r.Body.(*kmsg.ProduceRequest)
+	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+	p := &producePending{resp: resp, acks: req.Acks, done: make(chan struct{})}
+	p.remaining = 1 // Handle's own token, released at the end
+
+	var reqErr error
+	switch {
+	case req.Acks != -1 && req.Acks != 0 && req.Acks != 1:
+		reqErr = fmt.Errorf("%w: acks=%d; must be -1 (all), 0 or 1", errInvalidRequiredAcks, req.Acks)
+	case req.TransactionID != nil:
+		reqErr = fmt.Errorf("%w: transactional id %q", errTransactionsNotSupported, *req.TransactionID)
+	}
+	now := b.now()
+	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
+	for ti := range req.Topics {
+		rt := &req.Topics[ti]
+		out := &resp.Topics[ti]
+		*out = kmsg.NewProduceResponseTopic()
+		out.Topic, out.TopicID = rt.Topic, rt.TopicID
+		var st *topicState
+		unknown := errUnknownTopic
+		if req.Version >= 13 {
+			st, unknown = b.topicByID(rt.TopicID), errUnknownTopicID
+		} else {
+			st = b.topic(rt.Topic)
+		}
+		out.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
+		for pi := range rt.Partitions {
+			rp := &rt.Partitions[pi]
+			slot := &produceSlot{out: &out.Partitions[pi]}
+			*slot.out = kmsg.NewProduceResponseTopicPartition()
+			slot.out.Partition = rp.Partition
+			p.slots = append(p.slots, slot)
+			if reqErr != nil {
+				slot.err = reqErr
+				continue
+			}
+			slot.part = st.partition(rp.Partition)
+			if slot.part == nil {
+				if st != nil {
+					unknown = errUnknownTopic
+				}
+				slot.err = fmt.Errorf("%w: %s partition %d", unknown, rt.Topic, rp.Partition)
+				continue
+			}
+			batches, err := checkRecords(st, rp.Records, now)
+			if err != nil {
+				slot.err = err
+				continue
+			}
+			b.appendBatches(ctx, p, st, slot, batches)
+		}
+	}
+	p.finish()
+	return p
+}
+
+// checkRecords frames and validates every batch in a record set, so that a
+// bad batch anywhere means nothing is appended. A single batch is left to
+// the engine, which validates it before appending anything, so its CRC is
+// computed once.
+func checkRecords(st *topicState, records []byte, now time.Time) ([][]byte, error) {
+	if len(records) == 0 {
+		return nil, fmt.Errorf("%w: empty record set", batch.ErrCorrupt)
+	}
+	if int64(len(records)) > st.cfg.SegmentBytes {
+		return nil, fmt.Errorf("%w: %d bytes exceeds segment.bytes %d", errRecordListTooLarge, len(records), st.cfg.SegmentBytes)
+	}
+	var out [][]byte
+	it := batch.NewIter(records)
+	for it.Next() {
+		out = append(out, it.Batch())
+	}
+	if err := it.Err(); err != nil {
+		return nil, err
+	}
+	nowMs := now.UnixMilli()
+	for _, raw := range out {
+		var h batch.Header
+		var err error
+		if len(out) == 1 {
+			h, err = batch.ParseHeader(raw)
+		} else {
+			h, err = batch.Validate(raw)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if st.cfg.MaxMessageBytes > 0 && len(raw) > st.cfg.MaxMessageBytes {
+			return nil, fmt.Errorf("%w: batch of %d bytes, max.message.bytes is %d", partition.ErrTooLarge, len(raw), st.cfg.MaxMessageBytes)
+		}
+		if h.Control() {
+			return nil, fmt.Errorf("%w: clients may not send control batches", errInvalidRecord)
+		}
+		if h.Transactional() {
+			return nil, fmt.Errorf("%w: transactional batch", errTransactionsNotSupported)
+		}
+		if !st.logAppendTime && !h.LogAppendTime() {
+			if err := checkTimestamps(st, h, nowMs); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
+}
+
+// checkTimestamps applies message.timestamp.before.max.ms and
+// message.timestamp.after.max.ms to a CreateTime batch. Only the header is
+// read: the first record's timestamp (the earliest for every client we know)
+// and the batch's max timestamp, so checking costs no decompression.
+func checkTimestamps(st *topicState, h batch.Header, nowMs int64) error {
+	if h.MaxTimestamp >= 0 && st.tsAfterMs < math.MaxInt64-nowMs && h.MaxTimestamp > nowMs+st.tsAfterMs {
+		return fmt.Errorf("%w: timestamp %d is more than message.timestamp.after.max.ms=%d ahead of the broker's clock %d",
+			errInvalidTimestamp, h.MaxTimestamp, st.tsAfterMs, nowMs)
+	}
+	if h.BaseTimestamp >= 0 && st.tsBeforeMs < nowMs && h.BaseTimestamp < nowMs-st.tsBeforeMs {
+		return fmt.Errorf("%w: timestamp %d is more than message.timestamp.before.max.ms=%d behind the broker's clock %d",
+			errInvalidTimestamp, h.BaseTimestamp, st.tsBeforeMs, nowMs)
+	}
+	return nil
+}
+
+// appendBatches enqueues a partition's batches in order. The batch bytes
+// are the request's, which nothing else touches until the appends complete.
+func (b *Broker) appendBatches(ctx context.Context, p *producePending, st *topicState, slot *produceSlot, batches [][]byte) {
+	for i, raw := range batches {
+		batch.SetPartitionLeaderEpoch(raw, leaderEpoch)
+		p.add()
+		h, err := b.eng.Append(ctx, slot.part, raw, func(_ int64, err error) {
+			p.fail(slot, err)
+			p.release()
+		})
+		if err != nil {
+			p.release()
+			p.fail(slot, err)
+			// Later batches of this record set are not appended;
+			// earlier ones (only on a storage failure) may be.
+			return
+		}
+		if i == 0 {
+			p.mu.Lock()
+			slot.base = h.BaseOffset
+			// The partition stamps LogAppendTime batches with
+			// h.MaxTimestamp.
+			if st.logAppendTime || h.LogAppendTime() {
+				slot.appendTime = h.MaxTimestamp
+			}
+			p.mu.Unlock()
+		}
+	}
+}
+
+// producePending is a produce waiting for its appends.
+type producePending struct {
+	resp  *kmsg.ProduceResponse
+	acks  int16
+	slots []*produceSlot
+	done  chan struct{}
+
+	mu        sync.Mutex
+	remaining int // appends in flight, plus Handle's token
+}
+
+type produceSlot struct {
+	out        *kmsg.ProduceResponseTopicPartition
+	part       *partition.Partition
+	err        error // guarded by producePending.mu once appends start
+	base       int64
+	appendTime int64
+}
+
+func (p *producePending) add() {
+	p.mu.Lock()
+	p.remaining++
+	p.mu.Unlock()
+}
+
+func (p *producePending) release() {
+	p.mu.Lock()
+	p.remaining--
+	last := p.remaining == 0
+	p.mu.Unlock()
+	if last {
+		close(p.done)
+	}
+}
+
+// finish releases Handle's token.
+func (p *producePending) finish() { p.release() }
+
+func (p *producePending) fail(slot *produceSlot, err error) {
+	if err == nil {
+		return
+	}
+	p.mu.Lock()
+	if slot.err == nil {
+		slot.err = err
+	}
+	p.mu.Unlock()
+}
+
+// Wait implements server.Pending.
+func (p *producePending) Wait(ctx context.Context) server.Response {
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		return server.Response{NoResponse: true}
+	}
+	failed := false
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, s := range p.slots {
+		if s.err != nil {
+			failed = true
+			s.out.ErrorCode = errorCode(s.err)
+			s.out.ErrorMessage = errorMessage(s.err)
+			s.out.BaseOffset, s.out.LogAppendTime, s.out.LogStartOffset = -1, -1, -1
+			continue
+		}
+		s.out.BaseOffset = s.base
+		s.out.LogAppendTime = -1
+		if s.appendTime != 0 {
+			s.out.LogAppendTime = s.appendTime
+		}
+		s.out.LogStartOffset, _ = s.part.Offsets()
+	}
+	if p.acks == 0 {
+		// Kafka closes the connection after a failed acks=0 produce:
+		// the only way the client can learn of it.
+		return server.Response{NoResponse: true, Close: failed}
+	}
+	return server.Response{Msg: p.resp}
+}
