@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-io/sluice/internal/broker/brokertest"
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"go.uber.org/goleak"
@@ -26,10 +27,20 @@ func TestMain(m *testing.M) {
 // commandTimeout bounds every command a test runs, so a hang fails fast.
 const commandTimeout = 30 * time.Second
 
-// newBroker starts franz-go's in-memory broker, which speaks the same
-// protocol as Sluice's. These tests switch to the broker engineer's test
-// harness once it exists; nothing here depends on which broker answers.
-func newBroker(t *testing.T) string {
+// A backend is a broker the commands run against: Sluice itself, through
+// the broker's test harness, and franz-go's in-memory kfake, which shows
+// that what a test expects is Kafka's behaviour and not only ours.
+type backend struct {
+	name  string
+	start func(t *testing.T) string
+}
+
+var backends = []backend{
+	{"sluice", func(t *testing.T) string { return brokertest.Start(t).Addr() }},
+	{"kfake", startKfake},
+}
+
+func startKfake(t *testing.T) string {
 	t.Helper()
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(1))
 	if err != nil {
@@ -37,6 +48,13 @@ func newBroker(t *testing.T) string {
 	}
 	t.Cleanup(c.Close)
 	return c.ListenAddrs()[0]
+}
+
+// eachBroker runs fn once per backend, each with a fresh broker.
+func eachBroker(t *testing.T, fn func(t *testing.T, addr string)) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) { fn(t, b.start(t)) })
+	}
 }
 
 type result struct {
@@ -71,81 +89,88 @@ func mustRun(t *testing.T, addr, stdin string, args ...string) result {
 }
 
 func TestTopicLifecycle(t *testing.T) {
-	addr := newBroker(t)
+	eachBroker(t, func(t *testing.T, addr string) {
 
-	r := mustRun(t, addr, "", "topic", "create", "orders", "events", "-p", "3", "-r", "1", "-c", "retention.ms=60000")
-	for _, want := range []string{"orders", "events", "OK"} {
-		if !strings.Contains(r.stdout, want) {
-			t.Errorf("create output lacks %q:\n%s", want, r.stdout)
+		r := mustRun(t, addr, "", "topic", "create", "orders", "events", "-p", "3", "-r", "1", "-c", "retention.ms=60000")
+		for _, want := range []string{"orders", "events", "OK"} {
+			if !strings.Contains(r.stdout, want) {
+				t.Errorf("create output lacks %q:\n%s", want, r.stdout)
+			}
 		}
-	}
-	// Creating it again fails for that topic and the command says so.
-	r = run(t, addr, "", "topic", "create", "orders")
-	if !errors.Is(r.err, ErrFailed) || !strings.Contains(r.stdout, "TOPIC_ALREADY_EXISTS") {
-		t.Errorf("duplicate create: err %v, output:\n%s", r.err, r.stdout)
-	}
-
-	var rows []topicRow
-	r = mustRun(t, addr, "", "topic", "list", "--format", "json")
-	if err := json.Unmarshal([]byte(r.stdout), &rows); err != nil {
-		t.Fatalf("list json: %v\n%s", err, r.stdout)
-	}
-	if len(rows) != 2 || rows[0].Name != "events" || rows[1].Name != "orders" || rows[1].Partitions != 3 || rows[1].Replicas != 1 {
-		t.Errorf("list: %+v", rows)
-	}
-	r = mustRun(t, addr, "", "topic", "list")
-	if lines := strings.Split(strings.TrimSpace(r.stdout), "\n"); len(lines) != 3 || !strings.HasPrefix(lines[0], "NAME") {
-		t.Errorf("list table:\n%s", r.stdout)
-	}
-
-	mustRun(t, addr, "a\nb\nc\n", "produce", "orders", "-p", "1", "-q")
-	d := describe(t, addr, "orders")
-	if len(d.Partitions) != 3 {
-		t.Fatalf("describe partitions: %+v", d.Partitions)
-	}
-	if p := d.Partitions[1]; p.LogStart != 0 || p.HighWatermark != 3 || p.Leader < 0 {
-		t.Errorf("partition 1: %+v", p)
-	}
-	if v, src := configOf(d, "retention.ms"); v != "60000" || src != "DYNAMIC_TOPIC_CONFIG" {
-		t.Errorf("retention.ms = %q from %s", v, src)
-	}
-	r = mustRun(t, addr, "", "topic", "describe", "orders")
-	for _, want := range []string{"PARTITIONS", "HIGH-WATERMARK", "CONFIGS", "retention.ms", "DYNAMIC_TOPIC_CONFIG"} {
-		if !strings.Contains(r.stdout, want) {
-			t.Errorf("describe text lacks %q:\n%s", want, r.stdout)
+		// Creating it again fails for that topic and the command says so.
+		r = run(t, addr, "", "topic", "create", "orders")
+		if !errors.Is(r.err, ErrFailed) || !strings.Contains(r.stdout, "TOPIC_ALREADY_EXISTS") {
+			t.Errorf("duplicate create: err %v, output:\n%s", r.err, r.stdout)
 		}
-	}
 
-	mustRun(t, addr, "", "topic", "alter", "orders", "-c", "retention.ms=120000", "-c", "cleanup.policy=compact", "-p", "5")
-	d = describe(t, addr, "orders")
-	if v, _ := configOf(d, "retention.ms"); v != "120000" {
-		t.Errorf("after alter retention.ms = %q", v)
-	}
-	if v, _ := configOf(d, "cleanup.policy"); v != "compact" {
-		t.Errorf("after alter cleanup.policy = %q", v)
-	}
-	if len(d.Partitions) != 5 {
-		t.Errorf("after alter %d partitions, want 5", len(d.Partitions))
-	}
-	mustRun(t, addr, "", "topic", "alter", "orders", "--delete-config", "cleanup.policy")
-	if v, src := configOf(describe(t, addr, "orders"), "cleanup.policy"); v != "delete" || src == "DYNAMIC_TOPIC_CONFIG" {
-		t.Errorf("after delete-config cleanup.policy = %q from %s", v, src)
-	}
-	if r = run(t, addr, "", "topic", "alter", "orders"); !errors.Is(r.err, ErrUsage) {
-		t.Errorf("alter with nothing to change: %v", r.err)
-	}
+		var rows []topicRow
+		r = mustRun(t, addr, "", "topic", "list", "--format", "json")
+		if err := json.Unmarshal([]byte(r.stdout), &rows); err != nil {
+			t.Fatalf("list json: %v\n%s", err, r.stdout)
+		}
+		if len(rows) != 2 || rows[0].Name != "events" || rows[1].Name != "orders" || rows[1].Partitions != 3 || rows[1].Replicas != 1 {
+			t.Errorf("list: %+v", rows)
+		}
+		r = mustRun(t, addr, "", "topic", "list")
+		if lines := strings.Split(strings.TrimSpace(r.stdout), "\n"); len(lines) != 3 || !strings.HasPrefix(lines[0], "NAME") {
+			t.Errorf("list table:\n%s", r.stdout)
+		}
 
-	mustRun(t, addr, "", "topic", "delete", "orders", "events")
-	r = mustRun(t, addr, "", "topic", "list")
-	if strings.Contains(r.stdout, "orders") {
-		t.Errorf("orders still listed:\n%s", r.stdout)
-	}
-	if r = run(t, addr, "", "topic", "delete", "orders"); !errors.Is(r.err, ErrFailed) {
-		t.Errorf("deleting a missing topic: %v\n%s", r.err, r.stdout)
-	}
-	if r = run(t, addr, "", "topic", "describe", "orders"); !errors.Is(r.err, ErrFailed) {
-		t.Errorf("describing a missing topic: %v\n%s", r.err, r.stdout)
-	}
+		mustRun(t, addr, "a\nb\nc\n", "produce", "orders", "-p", "1", "-q")
+		d := describe(t, addr, "orders")
+		if len(d.Partitions) != 3 {
+			t.Fatalf("describe partitions: %+v", d.Partitions)
+		}
+		if p := d.Partitions[1]; p.LogStart != 0 || p.HighWatermark != 3 || p.Leader < 0 {
+			t.Errorf("partition 1: %+v", p)
+		}
+		if v, src := configOf(d, "retention.ms"); v != "60000" || src != "DYNAMIC_TOPIC_CONFIG" {
+			t.Errorf("retention.ms = %q from %s", v, src)
+		}
+		r = mustRun(t, addr, "", "topic", "describe", "orders")
+		for _, want := range []string{"PARTITIONS", "HIGH-WATERMARK", "CONFIGS", "retention.ms", "DYNAMIC_TOPIC_CONFIG"} {
+			if !strings.Contains(r.stdout, want) {
+				t.Errorf("describe text lacks %q:\n%s", want, r.stdout)
+			}
+		}
+
+		mustRun(t, addr, "", "topic", "alter", "orders", "-c", "retention.ms=120000", "-c", "max.message.bytes=2000000", "-p", "5")
+		d = describe(t, addr, "orders")
+		if v, _ := configOf(d, "retention.ms"); v != "120000" {
+			t.Errorf("after alter retention.ms = %q", v)
+		}
+		if v, _ := configOf(d, "max.message.bytes"); v != "2000000" {
+			t.Errorf("after alter max.message.bytes = %q", v)
+		}
+		if len(d.Partitions) != 5 {
+			t.Errorf("after alter %d partitions, want 5", len(d.Partitions))
+		}
+		mustRun(t, addr, "", "topic", "alter", "orders", "--delete-config", "max.message.bytes")
+		if v, src := configOf(describe(t, addr, "orders"), "max.message.bytes"); v == "2000000" || src == "DYNAMIC_TOPIC_CONFIG" {
+			t.Errorf("after delete-config max.message.bytes = %q from %s", v, src)
+		}
+		// A value the broker refuses fails that topic, with the reason
+		// (kfake takes any value, so only Sluice is asked).
+		if r = run(t, addr, "", "topic", "alter", "orders", "-c", "retention.ms=soon"); strings.HasSuffix(t.Name(), "/sluice") &&
+			(!errors.Is(r.err, ErrFailed) || !strings.Contains(r.stdout, "INVALID_CONFIG")) {
+			t.Errorf("bad config value: %v\n%s", r.err, r.stdout)
+		}
+		if r = run(t, addr, "", "topic", "alter", "orders"); !errors.Is(r.err, ErrUsage) {
+			t.Errorf("alter with nothing to change: %v", r.err)
+		}
+
+		mustRun(t, addr, "", "topic", "delete", "orders", "events")
+		r = mustRun(t, addr, "", "topic", "list")
+		if strings.Contains(r.stdout, "orders") {
+			t.Errorf("orders still listed:\n%s", r.stdout)
+		}
+		if r = run(t, addr, "", "topic", "delete", "orders"); !errors.Is(r.err, ErrFailed) {
+			t.Errorf("deleting a missing topic: %v\n%s", r.err, r.stdout)
+		}
+		if r = run(t, addr, "", "topic", "describe", "orders"); !errors.Is(r.err, ErrFailed) {
+			t.Errorf("describing a missing topic: %v\n%s", r.err, r.stdout)
+		}
+	})
 }
 
 func describe(t *testing.T, addr, topic string) topicDescription {
@@ -171,182 +196,187 @@ func configOf(d topicDescription, key string) (value, source string) {
 }
 
 func TestProduceConsumeKeysHeaders(t *testing.T) {
-	addr := newBroker(t)
-	mustRun(t, addr, "", "topic", "create", "kv", "-p", "4")
-	var in strings.Builder
-	var want []string
-	for i := range 50 {
-		fmt.Fprintf(&in, "key-%d:value:%d\n", i, i)
-		want = append(want, fmt.Sprintf("key-%d=value:%d h1=v1,h2=a=b", i, i))
-	}
-	r := mustRun(t, addr, in.String(), "produce", "kv", "--key-delim", ":", "-H", "h1=v1", "-H", "h2=a=b",
-		"--compression", "zstd", "--linger", "1ms")
-	if !strings.Contains(r.stderr, "produced 50 of 50 records") {
-		t.Errorf("produce summary: %q", r.stderr)
-	}
-
-	r = mustRun(t, addr, "", "consume", "kv", "-e", "-f", `%k=%v %h\n`)
-	got := strings.Split(strings.TrimSpace(r.stdout), "\n")
-	slices.Sort(got)
-	slices.Sort(want)
-	if !slices.Equal(got, want) {
-		t.Errorf("consumed:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
-
-	// Same key, same partition: %p and %o agree for every record of one key.
-	r = mustRun(t, addr, "", "consume", "kv", "-e", "-f", "json", "--print-headers")
-	var n int
-	for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
-		var j jsonRecord
-		if err := json.Unmarshal([]byte(line), &j); err != nil {
-			t.Fatalf("json line %q: %v", line, err)
+	eachBroker(t, func(t *testing.T, addr string) {
+		mustRun(t, addr, "", "topic", "create", "kv", "-p", "4")
+		var in strings.Builder
+		var want []string
+		for i := range 50 {
+			fmt.Fprintf(&in, "key-%d:value:%d\n", i, i)
+			want = append(want, fmt.Sprintf("key-%d=value:%d h1=v1,h2=a=b", i, i))
 		}
-		if j.Topic != "kv" || j.Key == nil || j.Value == nil || !strings.HasPrefix(*j.Key, "key-") || len(j.Headers) != 2 || j.Headers[1].Value != "a=b" {
-			t.Errorf("json record %s", line)
+		r := mustRun(t, addr, in.String(), "produce", "kv", "--key-delim", ":", "-H", "h1=v1", "-H", "h2=a=b",
+			"--compression", "zstd", "--linger", "1ms")
+		if !strings.Contains(r.stderr, "produced 50 of 50 records") {
+			t.Errorf("produce summary: %q", r.stderr)
 		}
-		n++
-	}
-	if n != 50 {
-		t.Errorf("json consumed %d records, want 50", n)
-	}
+
+		r = mustRun(t, addr, "", "consume", "kv", "-e", "-f", `%k=%v %h\n`)
+		got := strings.Split(strings.TrimSpace(r.stdout), "\n")
+		slices.Sort(got)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("consumed:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+
+		// Same key, same partition: %p and %o agree for every record of one key.
+		r = mustRun(t, addr, "", "consume", "kv", "-e", "-f", "json", "--print-headers")
+		var n int
+		for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+			var j jsonRecord
+			if err := json.Unmarshal([]byte(line), &j); err != nil {
+				t.Fatalf("json line %q: %v", line, err)
+			}
+			if j.Topic != "kv" || j.Key == nil || j.Value == nil || !strings.HasPrefix(*j.Key, "key-") || len(j.Headers) != 2 || j.Headers[1].Value != "a=b" {
+				t.Errorf("json record %s", line)
+			}
+			n++
+		}
+		if n != 50 {
+			t.Errorf("json consumed %d records, want 50", n)
+		}
+	})
 }
 
 func TestConsumeOffsets(t *testing.T) {
-	addr := newBroker(t)
-	mustRun(t, addr, "", "topic", "create", "seq", "-p", "2")
-	var in strings.Builder
-	for i := range 10 {
-		fmt.Fprintf(&in, "%d\n", i)
-	}
-	mustRun(t, addr, in.String(), "produce", "seq", "-p", "0", "-q")
-	mustRun(t, addr, "x\n", "produce", "seq", "-p", "1", "-q")
+	eachBroker(t, func(t *testing.T, addr string) {
+		mustRun(t, addr, "", "topic", "create", "seq", "-p", "2")
+		var in strings.Builder
+		for i := range 10 {
+			fmt.Fprintf(&in, "%d\n", i)
+		}
+		mustRun(t, addr, in.String(), "produce", "seq", "-p", "0", "-q")
+		mustRun(t, addr, "x\n", "produce", "seq", "-p", "1", "-q")
 
-	cases := []struct {
-		name string
-		args []string
-		want string
-	}{
-		{"start", []string{"-o", "start"}, "0/0/0 0/1/1 0/2/2 0/3/3 0/4/4 0/5/5 0/6/6 0/7/7 0/8/8 0/9/9"},
-		{"exact", []string{"-o", "7"}, "0/7/7 0/8/8 0/9/9"},
-		{"last three", []string{"-o", "-3"}, "0/7/7 0/8/8 0/9/9"},
-		{"last three, = form", []string{"--offset=-3"}, "0/7/7 0/8/8 0/9/9"},
-		{"from start plus", []string{"-o", "+8"}, "0/8/8 0/9/9"},
-		{"beyond end clamps", []string{"-o", "100"}, ""},
-		{"end", []string{"-o", "end"}, ""},
-		{"count", []string{"-o", "2", "-n", "3"}, "0/2/2 0/3/3 0/4/4"},
-		{"timestamp zero", []string{"-o", "@0", "-n", "2"}, "0/0/0 0/1/1"},
-		{"future timestamp", []string{"-o", fmt.Sprintf("@%d", time.Now().Add(time.Hour).UnixMilli())}, ""},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			args := append([]string{"consume", "seq", "-p", "0", "-e", "-f", `%p/%o/%v `}, c.args...)
-			r := mustRun(t, addr, "", args...)
-			if got := strings.TrimSpace(r.stdout); got != c.want {
-				t.Errorf("got %q, want %q", got, c.want)
-			}
-		})
-	}
+		cases := []struct {
+			name string
+			args []string
+			want string
+		}{
+			{"start", []string{"-o", "start"}, "0/0/0 0/1/1 0/2/2 0/3/3 0/4/4 0/5/5 0/6/6 0/7/7 0/8/8 0/9/9"},
+			{"exact", []string{"-o", "7"}, "0/7/7 0/8/8 0/9/9"},
+			{"last three", []string{"-o", "-3"}, "0/7/7 0/8/8 0/9/9"},
+			{"last three, = form", []string{"--offset=-3"}, "0/7/7 0/8/8 0/9/9"},
+			{"from start plus", []string{"-o", "+8"}, "0/8/8 0/9/9"},
+			{"beyond end clamps", []string{"-o", "100"}, ""},
+			{"end", []string{"-o", "end"}, ""},
+			{"count", []string{"-o", "2", "-n", "3"}, "0/2/2 0/3/3 0/4/4"},
+			{"timestamp zero", []string{"-o", "@0", "-n", "2"}, "0/0/0 0/1/1"},
+			{"future timestamp", []string{"-o", fmt.Sprintf("@%d", time.Now().Add(time.Hour).UnixMilli())}, ""},
+		}
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				args := append([]string{"consume", "seq", "-p", "0", "-e", "-f", `%p/%o/%v `}, c.args...)
+				r := mustRun(t, addr, "", args...)
+				if got := strings.TrimSpace(r.stdout); got != c.want {
+					t.Errorf("got %q, want %q", got, c.want)
+				}
+			})
+		}
 
-	// Two partitions, comma-separated; -e exits when both are read.
-	r := mustRun(t, addr, "", "consume", "seq", "-p", "0,1", "-o", "-1", "-e", "-f", `%p:%v\n`)
-	got := strings.Fields(r.stdout)
-	slices.Sort(got)
-	if !slices.Equal(got, []string{"0:9", "1:x"}) {
-		t.Errorf("two partitions: %q", got)
-	}
-	// -n without -e stops by itself.
-	r = mustRun(t, addr, "", "consume", "seq", "-n", "11")
-	if n := len(strings.Fields(r.stdout)); n != 11 {
-		t.Errorf("-n 11 printed %d records", n)
-	}
+		// Two partitions, comma-separated; -e exits when both are read.
+		r := mustRun(t, addr, "", "consume", "seq", "-p", "0,1", "-o", "-1", "-e", "-f", `%p:%v\n`)
+		got := strings.Fields(r.stdout)
+		slices.Sort(got)
+		if !slices.Equal(got, []string{"0:9", "1:x"}) {
+			t.Errorf("two partitions: %q", got)
+		}
+		// -n without -e stops by itself.
+		r = mustRun(t, addr, "", "consume", "seq", "-n", "11")
+		if n := len(strings.Fields(r.stdout)); n != 11 {
+			t.Errorf("-n 11 printed %d records", n)
+		}
+	})
 }
 
 func TestConsumeErrors(t *testing.T) {
-	addr := newBroker(t)
-	mustRun(t, addr, "", "topic", "create", "one", "-p", "1")
-	for _, c := range []struct {
-		args []string
-		want error
-	}{
-		{[]string{"consume", "one", "-o", "x"}, ErrBadOffset},
-		{[]string{"consume", "one", "-f", "%q"}, ErrBadFormat},
-		{[]string{"consume", "one", "-p", "3"}, ErrUsage},
-		{[]string{"consume", "one", "-n", "-1"}, ErrUsage},
-		{[]string{"produce", "one", "--compression", "brotli", "--acks", "2"}, ErrUsage},
-		{[]string{"produce", "one", "-H", "novalue"}, ErrUsage},
-		{[]string{"bench", "produce", "--against", "nowhere"}, ErrUsage},
-	} {
-		if r := run(t, addr, "", c.args...); !errors.Is(r.err, c.want) {
-			t.Errorf("%v: err %v, want %v", c.args, r.err, c.want)
+	eachBroker(t, func(t *testing.T, addr string) {
+		mustRun(t, addr, "", "topic", "create", "one", "-p", "1")
+		for _, c := range []struct {
+			args []string
+			want error
+		}{
+			{[]string{"consume", "one", "-o", "x"}, ErrBadOffset},
+			{[]string{"consume", "one", "-f", "%q"}, ErrBadFormat},
+			{[]string{"consume", "one", "-p", "3"}, ErrUsage},
+			{[]string{"consume", "one", "-n", "-1"}, ErrUsage},
+			{[]string{"produce", "one", "--compression", "brotli", "--acks", "2"}, ErrUsage},
+			{[]string{"produce", "one", "-H", "novalue"}, ErrUsage},
+			{[]string{"bench", "produce", "--against", "nowhere"}, ErrUsage},
+		} {
+			if r := run(t, addr, "", c.args...); !errors.Is(r.err, c.want) {
+				t.Errorf("%v: err %v, want %v", c.args, r.err, c.want)
+			}
 		}
-	}
-	r := run(t, addr, "", "consume", "missing-topic", "-e")
-	if r.err == nil || !strings.Contains(r.err.Error(), "UNKNOWN_TOPIC_OR_PARTITION") {
-		t.Errorf("missing topic: %v", r.err)
-	}
-	// Both problems are reported at once.
-	r = run(t, addr, "", "produce", "one", "--compression", "brotli", "--acks", "2")
-	if r.err == nil || !strings.Contains(r.err.Error(), "brotli") || !strings.Contains(r.err.Error(), "--acks") {
-		t.Errorf("produce flags: %v", r.err)
-	}
-	// An empty topic with -e ends at once.
-	if r := mustRun(t, addr, "", "consume", "one", "-e"); r.stdout != "" {
-		t.Errorf("empty topic printed %q", r.stdout)
-	}
+		r := run(t, addr, "", "consume", "missing-topic", "-e")
+		if r.err == nil || !strings.Contains(r.err.Error(), "UNKNOWN_TOPIC_OR_PARTITION") {
+			t.Errorf("missing topic: %v", r.err)
+		}
+		// Both problems are reported at once.
+		r = run(t, addr, "", "produce", "one", "--compression", "brotli", "--acks", "2")
+		if r.err == nil || !strings.Contains(r.err.Error(), "brotli") || !strings.Contains(r.err.Error(), "--acks") {
+			t.Errorf("produce flags: %v", r.err)
+		}
+		// An empty topic with -e ends at once.
+		if r := mustRun(t, addr, "", "consume", "one", "-e"); r.stdout != "" {
+			t.Errorf("empty topic printed %q", r.stdout)
+		}
+	})
 }
 
 func TestProduceFile(t *testing.T) {
-	addr := newBroker(t)
-	path := filepath.Join(t.TempDir(), "in.txt")
-	var b strings.Builder
-	for i := range 1000 {
-		fmt.Fprintf(&b, "line-%04d\n", i)
-	}
-	b.WriteString("last-line-without-newline")
-	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	// Auto-created by the broker, as kcat would have it.
-	r := mustRun(t, addr, "", "produce", "fromfile", "--file", path, "--progress", "--acks", "1")
-	if !strings.Contains(r.stderr, "1001 records") || !strings.Contains(r.stderr, "produced 1001 of 1001") {
-		t.Errorf("progress/summary on stderr:\n%s", r.stderr)
-	}
-	r = mustRun(t, addr, "", "consume", "fromfile", "-e", "-o", "-1")
-	if r.stdout != "last-line-without-newline\n" {
-		t.Errorf("last record %q", r.stdout)
-	}
+	eachBroker(t, func(t *testing.T, addr string) {
+		path := filepath.Join(t.TempDir(), "in.txt")
+		var b strings.Builder
+		for i := range 1000 {
+			fmt.Fprintf(&b, "line-%04d\n", i)
+		}
+		b.WriteString("last-line-without-newline")
+		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		// Auto-created by the broker, as kcat would have it.
+		r := mustRun(t, addr, "", "produce", "fromfile", "--file", path, "--progress", "--acks", "1")
+		if !strings.Contains(r.stderr, "1001 records") || !strings.Contains(r.stderr, "produced 1001 of 1001") {
+			t.Errorf("progress/summary on stderr:\n%s", r.stderr)
+		}
+		r = mustRun(t, addr, "", "consume", "fromfile", "-e", "-o", "-1")
+		if r.stdout != "last-line-without-newline\n" {
+			t.Errorf("last record %q", r.stdout)
+		}
 
-	// A line past --max-line-bytes is refused with a clear error.
-	r = run(t, addr, strings.Repeat("x", 100)+"\n", "produce", "fromfile", "--max-line-bytes", "10")
-	if !errors.Is(r.err, ErrUsage) || !strings.Contains(r.err.Error(), "max-line-bytes") {
-		t.Errorf("long line: %v", r.err)
-	}
-	if r = run(t, addr, "", "produce", "fromfile", "--file", filepath.Join(t.TempDir(), "nope")); r.err == nil {
-		t.Error("missing file: no error")
-	}
+		// A line past --max-line-bytes is refused with a clear error.
+		r = run(t, addr, strings.Repeat("x", 100)+"\n", "produce", "fromfile", "--max-line-bytes", "10")
+		if !errors.Is(r.err, ErrUsage) || !strings.Contains(r.err.Error(), "max-line-bytes") {
+			t.Errorf("long line: %v", r.err)
+		}
+		if r = run(t, addr, "", "produce", "fromfile", "--file", filepath.Join(t.TempDir(), "nope")); r.err == nil {
+			t.Error("missing file: no error")
+		}
+	})
 }
 
 func TestBrokersFromEnv(t *testing.T) {
-	addr := newBroker(t)
-	t.Setenv(BrokersEnv, addr)
-	root := &cobra.Command{Use: "sluice", SilenceErrors: true}
-	root.AddCommand(Commands()...)
-	var out bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(io.Discard)
-	root.SetArgs([]string{"topic", "create", "fromenv", "--timeout", "10s"})
-	if err := root.Execute(); err != nil {
-		t.Fatalf("with %s=%s: %v", BrokersEnv, addr, err)
-	}
-	if !strings.Contains(out.String(), "fromenv") {
-		t.Errorf("output:\n%s", out.String())
-	}
+	eachBroker(t, func(t *testing.T, addr string) {
+		t.Setenv(BrokersEnv, addr)
+		root := &cobra.Command{Use: "sluice", SilenceErrors: true}
+		root.AddCommand(Commands()...)
+		var out bytes.Buffer
+		root.SetOut(&out)
+		root.SetErr(io.Discard)
+		root.SetArgs([]string{"topic", "create", "fromenv", "--timeout", "10s"})
+		if err := root.Execute(); err != nil {
+			t.Fatalf("with %s=%s: %v", BrokersEnv, addr, err)
+		}
+		if !strings.Contains(out.String(), "fromenv") {
+			t.Errorf("output:\n%s", out.String())
+		}
+	})
 }
 
 func TestBenchProduceBoth(t *testing.T) {
 	// The broker under test stands in for Sluice; --against both adds an
 	// in-process kfake, so the table has two rows and a ratio.
-	addr := newBroker(t)
+	addr := brokertest.Start(t).Addr()
 	r := mustRun(t, addr, "", "bench", "produce", "--against", "both", "--duration", "300ms",
 		"--partitions", "4", "--record-bytes", "512")
 	for _, want := range []string{"TARGET", "sluice", "kfake", "sluice/kfake", "P99", "LATENCY", "WITHIN"} {
@@ -369,7 +399,7 @@ func TestBenchProduceBoth(t *testing.T) {
 }
 
 func TestBenchConsume(t *testing.T) {
-	addr := newBroker(t)
+	addr := brokertest.Start(t).Addr()
 	r := mustRun(t, addr, "", "bench", "consume", "--against", "both", "--bytes", "512KiB", "--partitions", "3", "--format", "json")
 	var rs []consumeResult
 	if err := json.Unmarshal([]byte(r.stdout), &rs); err != nil || len(rs) != 2 {
