@@ -242,34 +242,47 @@ func New(opts Options) (*Broker, error) {
 	}
 	so := opts.Storage
 	so.Dir, so.FS, so.Logger, so.Now, so.Partition = opts.Dir, opts.FS, opts.Logger, opts.Now, defCfg
-	reg, err := topics.Open(opts.FS, opts.Dir)
-	if err != nil {
-		return nil, err
-	}
-	b.reg = reg
-	eng, _, err := storage.Open(so)
-	if err != nil {
-		return nil, err
-	}
-	b.eng = eng
-	if err := b.reconcile(); err != nil {
-		eng.Close()
-		return nil, err
+	// Bind first: a port in use should fail before recovery runs.
+	ln := opts.Listener
+	if ln == nil {
+		ln, err = net.Listen("tcp", opts.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("broker: listen: %w", err)
+		}
 	}
 	sopts := opts.Server
-	sopts.Addr, sopts.Listener, sopts.Logger = opts.Listen, opts.Listener, opts.Logger
+	sopts.Addr, sopts.Listener, sopts.Logger = opts.Listen, ln, opts.Logger
 	sopts.DisableSendfile = sopts.DisableSendfile || opts.DisableSendfile
 	srv, err := server.New(sopts, b)
 	if err != nil {
-		eng.Close()
+		ln.Close()
 		return nil, err
 	}
 	b.srv = srv
-	if err := b.setAdvertised(); err != nil {
-		srv.Shutdown(context.Background())
-		eng.Close()
+	fail := func(err error) (*Broker, error) {
+		_ = srv.Shutdown(context.Background())
+		if b.eng != nil {
+			_ = b.eng.Close()
+		}
 		return nil, err
 	}
+	if err := b.setAdvertised(); err != nil {
+		return fail(err)
+	}
+	reg, err := topics.Open(opts.FS, opts.Dir)
+	if err != nil {
+		return fail(err)
+	}
+	b.reg = reg
+	eng, rep, err := storage.Open(so)
+	if err != nil {
+		return fail(err)
+	}
+	b.eng = eng
+	if err := b.reconcile(); err != nil {
+		return fail(err)
+	}
+	b.log.Info("broker recovered", "topics", reg.Len(), "partitions", rep.Partitions, "duration", rep.Duration)
 	return b, nil
 }
 
