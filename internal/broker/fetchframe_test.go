@@ -2,7 +2,6 @@ package broker
 
 import (
 	"bytes"
-	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -130,5 +129,4 @@ func TestFetchFrameVersionsCovered(t *testing.T) {
 	if h.max > kmsg.NewPtrFetchResponse().MaxVersion() {
 		t.Fatalf("Fetch v%d advertised, kmsg knows v%d", h.max, kmsg.NewPtrFetchResponse().MaxVersion())
 	}
-	_ = fmt.Sprint()
 }
