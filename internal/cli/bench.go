@@ -234,7 +234,7 @@ func benchProduceCommand(g *globals) *cobra.Command {
 			defer stop()
 			rate := "as fast as possible"
 			if f.rate > 0 {
-				rate = humanBytes(int64(f.rate)) + "/s"
+				rate = fmt.Sprintf("%.1f MB/s", float64(f.rate)/1e6)
 			}
 			stderrf(cmd, "bench produce: %s; offered %s, bounded by duration %v, bytes %s\n",
 				f.describe(), rate, f.duration, bytesOrNone(int64(f.bytes)))
