@@ -48,6 +48,9 @@ func envName(name string) string {
 // rather than as a broker setting.
 func topicDefault(topicKey string) func(c *serveConfig, v string) error {
 	return func(c *serveConfig, v string) error {
+		if err := topics.CheckValue(topicKey, v); err != nil {
+			return err
+		}
 		if d, ok := topics.Lookup(topicKey); ok && d.Default == v {
 			return nil
 		}
