@@ -92,3 +92,18 @@ func (osFS) SyncDir(dir string) error {
 	}
 	return nil
 }
+
+func (osFS) SyncFS(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	// syncfs reports writeback errors of the whole filesystem since this
+	// descriptor was opened (Linux 5.8+), so a failed write-back of any
+	// file we flushed surfaces here.
+	if err := unix.Syncfs(int(f.Fd())); err != nil {
+		return &os.PathError{Op: "syncfs", Path: path, Err: err}
+	}
+	return nil
+}

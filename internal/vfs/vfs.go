@@ -62,3 +62,13 @@ type FS interface {
 	// SyncDir makes the directory entries of dir durable.
 	SyncDir(dir string) error
 }
+
+// SyncFSer is implemented by filesystems that can make every file and
+// directory entry durable in one call (syncfs(2) on Linux). A checkpoint
+// that would otherwise fsync thousands of files uses it instead: one
+// journal commit rather than one per file.
+type SyncFSer interface {
+	// SyncFS makes everything written to the filesystem holding path
+	// durable, data and directory entries alike.
+	SyncFS(path string) error
+}

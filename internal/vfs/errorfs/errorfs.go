@@ -44,12 +44,13 @@ const (
 	OpMkdir                 // FS.MkdirAll
 	OpReadDir               // FS.ReadDir
 	OpStat                  // FS.Stat
+	OpSyncFS                // FS.SyncFS
 	numOps
 )
 
 var opNames = [numOps]string{
 	"create", "open", "read", "write", "sync", "syncdir", "rename",
-	"remove", "truncate", "preallocate", "mkdir", "readdir", "stat",
+	"remove", "truncate", "preallocate", "mkdir", "readdir", "stat", "syncfs",
 }
 
 func (o Op) String() string {
