@@ -21,53 +21,84 @@ func (p *Partition) Dirty() bool {
 // segments came or went) and returns the state a checkpoint may record.
 // Appends continue while it runs. A failed flush latches the partition.
 func (p *Partition) Flush() (FlushState, error) {
-	p.flushMu.Lock()
-	defer p.flushMu.Unlock()
-
-	p.mu.Lock()
-	if p.mu.closed {
-		p.mu.Unlock()
-		return FlushState{}, ErrClosed
-	}
-	if p.mu.err != nil {
-		err := p.mu.err
-		p.mu.Unlock()
+	f, err := p.BeginFlush()
+	if err != nil {
 		return FlushState{}, err
 	}
+	return f.Finish(f.Run(true))
+}
+
+// PendingFlush is a flush in progress: BeginFlush captured what it covers,
+// Run writes it, Finish records it. Between BeginFlush and Finish the
+// partition cannot be flushed or truncated again; appends continue.
+type PendingFlush struct {
+	p        *Partition
+	st       FlushState
+	jobs     []*segment.FlushJob
+	dirDirty bool
+}
+
+// BeginFlush captures the state a flush covers. The caller must call
+// Finish, even after a failed Run.
+func (p *Partition) BeginFlush() (*PendingFlush, error) {
+	p.flushMu.Lock()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.mu.closed || p.mu.err != nil {
+		err := p.mu.err
+		if p.mu.closed {
+			err = ErrClosed
+		}
+		p.flushMu.Unlock()
+		return nil, err
+	}
 	act := p.activeLocked()
-	st := FlushState{SegmentBase: act.Base(), Position: act.Size(), Next: p.mu.end, LogStart: p.mu.logStart}
-	var jobs []*segment.FlushJob
+	f := &PendingFlush{p: p, st: FlushState{SegmentBase: act.Base(), Position: act.Size(), Next: p.mu.end, LogStart: p.mu.logStart}}
 	for _, s := range p.mu.segs {
 		if j := s.PrepareFlush(); j != nil {
-			jobs = append(jobs, j)
+			f.jobs = append(f.jobs, j)
 		}
 	}
-	dirDirty := p.mu.dirDirty
+	f.dirDirty = p.mu.dirDirty
 	p.mu.dirty, p.mu.dirDirty = false, false
-	p.mu.Unlock()
+	return f, nil
+}
 
-	var err error
-	for _, j := range jobs {
-		if err = j.Run(); err != nil {
-			break
+// Run writes the index tails and, with sync, fsyncs the segments and the
+// directory. Without sync the caller makes the filesystem durable (syncfs)
+// before Finish. It takes no partition lock.
+func (f *PendingFlush) Run(sync bool) error {
+	for _, j := range f.jobs {
+		if err := j.Run(sync); err != nil {
+			return err
 		}
-		dirDirty = dirDirty || j.Created
+		f.dirDirty = f.dirDirty || j.Created
 	}
-	if err == nil && dirDirty {
-		if err = p.fs.SyncDir(p.dir); err != nil {
-			err = fmt.Errorf("partition: sync dir %s: %w", p.dir, err)
+	if sync && f.dirDirty {
+		if err := f.p.fs.SyncDir(f.p.dir); err != nil {
+			return fmt.Errorf("partition: sync dir %s: %w", f.p.dir, err)
 		}
 	}
+	return nil
+}
 
+// Finish records the flush if err is nil and returns the state a
+// checkpoint may record; a non-nil err latches the partition read-only.
+func (f *PendingFlush) Finish(err error) (FlushState, error) {
+	p := f.p
+	defer p.flushMu.Unlock()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err != nil {
+		// Nothing this flush covered may be taken as durable: a later
+		// checkpoint must not mistake the partition for clean.
+		p.mu.dirty, p.mu.dirDirty = true, true
 		return FlushState{}, p.failLocked(err)
 	}
-	for _, j := range jobs {
+	for _, j := range f.jobs {
 		j.Finish(p.env)
 	}
-	return st, nil
+	return f.st, nil
 }
 
 // EnforceRetention deletes flushed segments, oldest first, that lie wholly

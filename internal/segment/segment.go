@@ -266,20 +266,24 @@ func (s *Segment) PrepareFlush() *FlushJob {
 		offW: s.offsetsWritten, timW: s.timesWritten, sealed: s.state == Sealed}
 }
 
-// Run writes the index tails and syncs the indexes and the log. It takes
-// no lock.
-func (j *FlushJob) Run() error {
+// Run writes the index tails and, if sync is set, syncs the indexes and
+// the log. Without sync the caller makes the files durable some other way
+// (one syncfs for many segments) before it calls Finish. Run takes no lock.
+func (j *FlushJob) Run(sync bool) error {
 	defer j.h.Release()
 	s := j.s
 	var err error
-	if j.Created, err = s.writeIndex(IndexSuffix, j.offsets, &j.offW); err != nil {
+	if j.Created, err = s.writeIndex(IndexSuffix, j.offsets, &j.offW, sync); err != nil {
 		return err
 	}
-	created, err := s.writeIndex(TimeIndexSuffix, j.times, &j.timW)
+	created, err := s.writeIndex(TimeIndexSuffix, j.times, &j.timW, sync)
 	if err != nil {
 		return err
 	}
 	j.Created = j.Created || created
+	if !sync {
+		return nil
+	}
 	if err := j.h.f.Sync(); err != nil {
 		return fmt.Errorf("segment: sync %s: %w", s.Path(LogSuffix), err)
 	}
@@ -315,7 +319,7 @@ func (s *Segment) Flush(env *Env) error {
 	if j == nil {
 		return nil
 	}
-	if err := j.Run(); err != nil {
+	if err := j.Run(true); err != nil {
 		return err
 	}
 	j.Finish(env)
@@ -326,7 +330,7 @@ func (s *Segment) Flush(env *Env) error {
 // whole at the next flush (it was truncated or rebuilt in memory).
 const rewriteIndex = -1
 
-func (s *Segment) writeIndex(suffix string, data []byte, written *int) (created bool, err error) {
+func (s *Segment) writeIndex(suffix string, data []byte, written *int, sync bool) (created bool, err error) {
 	if *written == len(data) {
 		return false, nil
 	}
@@ -345,8 +349,10 @@ func (s *Segment) writeIndex(suffix string, data []byte, written *int) (created 
 	if _, err := f.WriteAt(data[*written:], int64(*written)); err != nil {
 		return created, fmt.Errorf("segment: write index %s: %w", path, err)
 	}
-	if err := f.Sync(); err != nil {
-		return created, fmt.Errorf("segment: sync index %s: %w", path, err)
+	if sync {
+		if err := f.Sync(); err != nil {
+			return created, fmt.Errorf("segment: sync index %s: %w", path, err)
+		}
 	}
 	*written = len(data)
 	return created, nil
@@ -407,9 +413,9 @@ func readFull(f vfs.File, p []byte, off int64) error {
 // writeIndexes writes both index files in full where needed and syncs them
 // (used when rebuilding a sealed segment's indexes).
 func (s *Segment) writeIndexes() error {
-	if _, err := s.writeIndex(IndexSuffix, s.offsets.FileBytes(), &s.offsetsWritten); err != nil {
+	if _, err := s.writeIndex(IndexSuffix, s.offsets.FileBytes(), &s.offsetsWritten, true); err != nil {
 		return err
 	}
-	_, err := s.writeIndex(TimeIndexSuffix, s.times.FileBytes(), &s.timesWritten)
+	_, err := s.writeIndex(TimeIndexSuffix, s.times.FileBytes(), &s.timesWritten, true)
 	return err
 }

@@ -2,10 +2,12 @@ package storage
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
 	"github.com/sluice-io/sluice/internal/partition"
+	"github.com/sluice-io/sluice/internal/vfs"
 	"github.com/sluice-io/sluice/internal/wal"
 )
 
@@ -72,28 +74,54 @@ func (e *Engine) Checkpoint() error { return e.checkpoint(true) }
 func (e *Engine) checkpoint(trim bool) error {
 	e.cpMu.Lock()
 	defer e.cpMu.Unlock()
-	// Everything up to lsn is applied; flushes taken after this point
+	start := time.Now()
+	// Everything up to lsn is applied; flushes begun after this point
 	// cover at least that much.
 	lsn := e.applied.Load()
 	parts := e.Partitions()
 	states := make([]partition.FlushState, len(parts))
+	var dirty []int
+	for i, p := range parts {
+		id := p.ID()
+		if err := p.Err(); err != nil {
+			// A latched partition holds applied data its segments may
+			// lack; only the WAL still has it, so the WAL must not be
+			// trimmed until a restart replays it.
+			return fmt.Errorf("storage: checkpoint blocked: %w", err)
+		}
+		if st, ok := e.lastCP[partKey{id.TopicID, id.Partition}]; ok && !p.Dirty() {
+			states[i] = st
+			continue
+		}
+		dirty = append(dirty, i)
+	}
+	// With many partitions to flush, one syncfs replaces an fsync per
+	// file: per-file fsyncs each commit the filesystem journal and queue
+	// up behind one another and behind the WAL's own fsync.
+	syncer, bulk := e.opts.FS.(vfs.SyncFSer)
+	bulk = bulk && e.opts.SyncFSMinPartitions > 0 && len(dirty) >= e.opts.SyncFSMinPartitions
+	flushes := make([]*partition.PendingFlush, len(parts))
 	errs := make([]error, len(parts))
-	work := make(chan int)
-	var wg sync.WaitGroup
-	for w := 0; w < e.opts.FlushParallelism; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				states[i], errs[i] = e.flushPartition(parts[i])
-			}
-		}()
+	e.parallel(dirty, func(i int) {
+		flushes[i], errs[i] = parts[i].BeginFlush()
+		if errs[i] == nil {
+			errs[i] = flushes[i].Run(!bulk)
+		}
+	})
+	var syncErr error
+	if bulk {
+		syncErr = syncer.SyncFS(e.opts.Dir)
 	}
-	for i := range parts {
-		work <- i
+	for _, i := range dirty {
+		if flushes[i] == nil {
+			continue
+		}
+		err := errs[i]
+		if err == nil {
+			err = syncErr
+		}
+		states[i], errs[i] = flushes[i].Finish(err)
 	}
-	close(work)
-	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
@@ -106,8 +134,9 @@ func (e *Engine) checkpoint(trim bool) error {
 		return err
 	}
 	e.lastCP = cp.parts
-	e.checkpointed.Store(lsn)
+	prev := e.checkpointed.Swap(lsn)
 	e.stats.checkpoints.Add(1)
+	e.log.Info("storage: checkpoint", "wal_position", lsn, "wal_bytes", lsn-prev, "partitions", len(parts), "duration", time.Since(start))
 	if trim {
 		if err := e.wal.Trim(wal.LSN(lsn)); err != nil && !errors.Is(err, wal.ErrClosed) {
 			return err
@@ -116,12 +145,22 @@ func (e *Engine) checkpoint(trim bool) error {
 	return nil
 }
 
-// flushPartition flushes p if it changed since the last checkpoint and
-// returns its state; an unchanged partition keeps the state recorded last.
-func (e *Engine) flushPartition(p *partition.Partition) (partition.FlushState, error) {
-	id := p.ID()
-	if st, ok := e.lastCP[partKey{id.TopicID, id.Partition}]; ok && !p.Dirty() {
-		return st, nil
+// parallel runs fn for each of items on FlushParallelism goroutines.
+func (e *Engine) parallel(items []int, fn func(i int)) {
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for w := 0; w < min(e.opts.FlushParallelism, len(items)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				fn(i)
+			}
+		}()
 	}
-	return p.Flush()
+	for _, i := range items {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
 }

@@ -56,6 +56,10 @@ type Options struct {
 	FlushParallelism int
 	// OpenParallelism is how many partitions recovery opens at once.
 	OpenParallelism int
+	// SyncFSMinPartitions: a checkpoint with at least this many changed
+	// partitions makes them durable with one syncfs instead of an fsync
+	// per file, when the filesystem offers it. Negative disables it.
+	SyncFSMinPartitions int
 	// Partition is the configuration partitions start with.
 	Partition partition.Config
 }
@@ -68,6 +72,7 @@ const (
 	DefaultMaxOpenSegmentFiles    = 4096
 	DefaultFlushParallelism       = 16
 	DefaultOpenParallelism        = 8
+	DefaultSyncFSMinPartitions    = 32
 )
 
 func (o Options) withDefaults() Options {
@@ -100,6 +105,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.OpenParallelism == 0 {
 		o.OpenParallelism = DefaultOpenParallelism
+	}
+	if o.SyncFSMinPartitions == 0 {
+		o.SyncFSMinPartitions = DefaultSyncFSMinPartitions
 	}
 	if o.Partition == (partition.Config{}) {
 		o.Partition = partition.DefaultConfig()
@@ -155,6 +163,7 @@ type Engine struct {
 	// checkpointed is the WAL position of the last checkpoint.
 	checkpointed atomic.Uint64
 
+	createMu sync.Mutex // one partition creation at a time
 	cpMu     sync.Mutex // one checkpoint at a time; guards lastCP
 	lastCP   map[partKey]partition.FlushState
 	cpErr    atomic.Pointer[error]
@@ -389,21 +398,82 @@ func ValidTopicName(name string) bool {
 // CreatePartition creates a new, empty partition and makes its existence
 // durable before returning.
 func (e *Engine) CreatePartition(id partition.ID, cfg partition.Config) (*partition.Partition, error) {
-	if !ValidTopicName(id.Topic) {
-		return nil, fmt.Errorf("%w: %q", ErrInvalidName, id.Topic)
+	ps, err := e.CreatePartitions([]partition.ID{id}, cfg)
+	if err != nil {
+		return nil, err
 	}
+	return ps[0], nil
+}
+
+// CreatePartitions creates new, empty partitions with one configuration
+// and makes their existence durable before returning: a topic's partitions
+// are created together, sharing the directory syncs (or one syncfs).
+func (e *Engine) CreatePartitions(ids []partition.ID, cfg partition.Config) ([]*partition.Partition, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	k := partKey{id.TopicID, id.Partition}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.mu.closed {
+	seen := map[partKey]bool{}
+	for _, id := range ids {
+		if !ValidTopicName(id.Topic) {
+			return nil, fmt.Errorf("%w: %q", ErrInvalidName, id.Topic)
+		}
+		k := partKey{id.TopicID, id.Partition}
+		if seen[k] {
+			return nil, fmt.Errorf("%w: %s twice", ErrExists, id)
+		}
+		seen[k] = true
+	}
+	e.createMu.Lock()
+	defer e.createMu.Unlock()
+	e.mu.RLock()
+	closed := e.mu.closed
+	for _, id := range ids {
+		if _, ok := e.mu.parts[partKey{id.TopicID, id.Partition}]; ok {
+			e.mu.RUnlock()
+			return nil, fmt.Errorf("%w: %s", ErrExists, id)
+		}
+	}
+	e.mu.RUnlock()
+	if closed {
 		return nil, ErrClosed
 	}
-	if _, ok := e.mu.parts[k]; ok {
-		return nil, fmt.Errorf("%w: %s", ErrExists, id)
+	syncer, bulk := e.opts.FS.(vfs.SyncFSer)
+	bulk = bulk && e.opts.SyncFSMinPartitions > 0 && len(ids) >= e.opts.SyncFSMinPartitions
+	ps := make([]*partition.Partition, len(ids))
+	errs := make([]error, len(ids))
+	all := make([]int, len(ids))
+	for i := range all {
+		all[i] = i
 	}
+	e.parallel(all, func(i int) { ps[i], errs[i] = e.createPartition(ids[i], cfg, !bulk) })
+	err := errors.Join(errs...)
+	if err == nil && bulk {
+		err = syncer.SyncFS(e.opts.Dir)
+	}
+	if err == nil && !bulk {
+		err = e.opts.FS.SyncDir(e.opts.Dir)
+	}
+	if err != nil {
+		for i, p := range ps {
+			if p != nil {
+				p.Close()
+				_ = e.opts.FS.RemoveAll(filepath.Join(e.opts.Dir, partDirName(ids[i])))
+			}
+		}
+		return nil, fmt.Errorf("storage: create partitions: %w", err)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for i, id := range ids {
+		e.mu.parts[partKey{id.TopicID, id.Partition}] = ps[i]
+	}
+	return ps, nil
+}
+
+// createPartition makes one partition's directory, metadata and first
+// segment; with sync it also makes them durable, except the parent
+// directory's entry, which the caller syncs once for all.
+func (e *Engine) createPartition(id partition.ID, cfg partition.Config, sync bool) (*partition.Partition, error) {
 	dir := filepath.Join(e.opts.Dir, partDirName(id))
 	if _, err := e.opts.FS.Stat(dir); err == nil {
 		return nil, fmt.Errorf("%w: directory %s", ErrExists, partDirName(id))
@@ -411,7 +481,7 @@ func (e *Engine) CreatePartition(id partition.ID, cfg partition.Config) (*partit
 	if err := e.opts.FS.MkdirAll(dir); err != nil {
 		return nil, fmt.Errorf("storage: create %s: %w", id, err)
 	}
-	if err := writeMeta(e.opts.FS, dir, id); err != nil {
+	if err := writeMeta(e.opts.FS, dir, id, sync); err != nil {
 		return nil, fmt.Errorf("storage: create %s: %w", id, err)
 	}
 	o := e.partOptions(dir, id)
@@ -420,15 +490,14 @@ func (e *Engine) CreatePartition(id partition.ID, cfg partition.Config) (*partit
 	if err != nil {
 		return nil, err
 	}
-	if _, err := p.Flush(); err != nil {
-		p.Close()
-		return nil, err
+	// The empty first segment need not be durable: a partition found
+	// without segments starts one where the checkpoint says it ended.
+	if sync {
+		if err := e.opts.FS.SyncDir(dir); err != nil {
+			p.Close()
+			return nil, fmt.Errorf("storage: create %s: %w", id, err)
+		}
 	}
-	if err := e.opts.FS.SyncDir(e.opts.Dir); err != nil {
-		p.Close()
-		return nil, fmt.Errorf("storage: create %s: %w", id, err)
-	}
-	e.mu.parts[k] = p
 	return p, nil
 }
 

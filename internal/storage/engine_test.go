@@ -18,18 +18,23 @@ import (
 	"github.com/sluice-io/sluice/internal/wal"
 )
 
+// bulkSync makes every checkpoint use one syncfs instead of per-file
+// fsyncs, so the crash tests cover both paths.
+var bulkSync = false
+
 func testOptions(fsys vfs.FS) Options {
 	cfg := partition.DefaultConfig()
 	cfg.SegmentBytes = 8 << 10
 	cfg.IndexIntervalBytes = 1024
 	return Options{
 		Dir: "data", FS: fsys,
-		WAL:                wal.Options{FileBytes: 64 << 10, MaxPendingBytes: 1 << 20},
-		CheckpointBytes:    48 << 10,
-		CheckpointInterval: time.Hour, // tests drive checkpoints by size and by hand
-		Partition:          cfg,
-		FlushParallelism:   2,
-		OpenParallelism:    2,
+		WAL:                 wal.Options{FileBytes: 64 << 10, MaxPendingBytes: 1 << 20},
+		CheckpointBytes:     48 << 10,
+		CheckpointInterval:  time.Hour, // tests drive checkpoints by size and by hand
+		Partition:           cfg,
+		FlushParallelism:    2,
+		OpenParallelism:     2,
+		SyncFSMinPartitions: map[bool]int{true: 1, false: -1}[bulkSync],
 	}
 }
 
@@ -279,6 +284,8 @@ func TestCrashRandomMoment(t *testing.T) {
 	}
 	for seed := 0; seed < seeds; seed++ {
 		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
+			bulkSync = seed%2 == 1
+			defer func() { bulkSync = false }()
 			r := rand.New(rand.NewPCG(uint64(seed), 99))
 			mem := vfs.NewMem()
 			e, _, err := Open(testOptions(mem))
@@ -362,11 +369,31 @@ func checkRecoveredWithHistory(t *testing.T, image vfs.FS, acked, attempts map[s
 // TestCrashAtKthFault fails the k-th write or sync, checks that nothing is
 // acknowledged after it, then crashes and recovers.
 func TestCrashAtKthFault(t *testing.T) {
-	for _, op := range []errorfs.Op{errorfs.OpWrite, errorfs.OpSync} {
-		for k := int64(5); k < 200; k += 17 {
+	for _, op := range []errorfs.Op{errorfs.OpWrite, errorfs.OpSync, errorfs.OpSyncFS} {
+		ks := []int64{5, 22, 39, 56, 73, 90, 107, 124, 141, 158, 175, 192}
+		if op == errorfs.OpSyncFS {
+			ks = []int64{0, 1, 2, 3, 4, 5} // checkpoints are the only syncfs callers: few happen
+		}
+		for _, k := range ks {
 			t.Run(fmt.Sprintf("%v-%d", op, k), func(t *testing.T) {
+				bulkSync = op == errorfs.OpSyncFS || k%2 == 0
+				defer func() { bulkSync = false }()
 				mem := vfs.NewMem()
-				inj := errorfs.OnIndex(k, nil, op)
+				var cnt int64
+				var mu sync.Mutex
+				inj := errorfs.InjectorFunc(func(o errorfs.Op, path string, sz int) error {
+					if o != op {
+						return nil
+					}
+					mu.Lock()
+					defer mu.Unlock()
+					cnt++
+					if cnt-1 == k {
+						t.Logf("fault: %v %s (%d bytes)", o, path, sz)
+						return errorfs.ErrInjected
+					}
+					return nil
+				})
 				fsys := errorfs.Wrap(mem, inj)
 				e, _, err := Open(testOptions(fsys))
 				if err != nil {

@@ -84,7 +84,7 @@ func looksLikePartitionDir(name string) bool {
 	return err == nil
 }
 
-func writeMeta(fsys vfs.FS, dir string, id partition.ID) error {
+func writeMeta(fsys vfs.FS, dir string, id partition.ID, sync bool) error {
 	f, err := fsys.Create(filepath.Join(dir, metaName))
 	if err != nil {
 		return err
@@ -93,9 +93,11 @@ func writeMeta(fsys vfs.FS, dir string, id partition.ID) error {
 		f.Close()
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
+	if sync {
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return err
+		}
 	}
 	return f.Close()
 }
