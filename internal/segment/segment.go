@@ -243,10 +243,18 @@ type FlushJob struct {
 	offsets, times []byte
 	offW, timW     int
 	sealed         bool
+	indexes        bool // write the index tails
 	// Created is set by Run when an index file was created, so the
 	// owner knows to sync the directory.
 	Created bool
 }
+
+// indexLazyBytes is how much an active segment's index may grow before a
+// flush writes it out. Recovery verifies the log from the last index entry
+// it finds, so a stale index costs at most the log bytes these entries
+// cover (indexLazyBytes/8 entries of index.interval.bytes each), while
+// writing it at every checkpoint would cost two file opens per partition.
+const indexLazyBytes = 4096
 
 // PrepareFlush captures what a flush must cover. It returns nil when the
 // segment has nothing unsynced. The caller holds the owner's lock and must
@@ -256,14 +264,22 @@ func (s *Segment) PrepareFlush() *FlushJob {
 		return nil
 	}
 	offB, timB := s.offsets.FileBytes(), s.times.FileBytes()
-	if s.state == Active && s.flushedSize == s.size && s.offsetsWritten == len(offB) && s.timesWritten == len(timB) {
+	idx := s.state != Active || s.offsetsWritten < 0 || s.timesWritten < 0 ||
+		len(offB)-s.offsetsWritten >= indexLazyBytes || len(timB)-s.timesWritten >= indexLazyBytes
+	if idx && len(offB) == s.offsetsWritten && len(timB) == s.timesWritten {
+		idx = false
+	}
+	if s.state == Active && s.flushedSize == s.size && !idx {
 		return nil
 	}
 	if !s.active.acquire() {
 		return nil
 	}
-	return &FlushJob{s: s, h: s.active, size: s.size, offsets: offB, times: timB,
-		offW: s.offsetsWritten, timW: s.timesWritten, sealed: s.state == Sealed}
+	j := &FlushJob{s: s, h: s.active, size: s.size, sealed: s.state == Sealed, indexes: idx}
+	if idx {
+		j.offsets, j.times, j.offW, j.timW = offB, timB, s.offsetsWritten, s.timesWritten
+	}
+	return j
 }
 
 // Run writes the index tails and, if sync is set, syncs the indexes and
@@ -272,15 +288,17 @@ func (s *Segment) PrepareFlush() *FlushJob {
 func (j *FlushJob) Run(sync bool) error {
 	defer j.h.Release()
 	s := j.s
-	var err error
-	if j.Created, err = s.writeIndex(IndexSuffix, j.offsets, &j.offW, sync); err != nil {
-		return err
+	if j.indexes {
+		var err error
+		if j.Created, err = s.writeIndex(IndexSuffix, j.offsets, &j.offW, sync); err != nil {
+			return err
+		}
+		created, err := s.writeIndex(TimeIndexSuffix, j.times, &j.timW, sync)
+		if err != nil {
+			return err
+		}
+		j.Created = j.Created || created
 	}
-	created, err := s.writeIndex(TimeIndexSuffix, j.times, &j.timW, sync)
-	if err != nil {
-		return err
-	}
-	j.Created = j.Created || created
 	if !sync {
 		return nil
 	}
@@ -297,7 +315,9 @@ func (j *FlushJob) Finish(env *Env) {
 	s := j.s
 	// The owner never truncates a segment while a flush of it runs, so
 	// what Run wrote is what the files hold.
-	s.offsetsWritten, s.timesWritten = j.offW, j.timW
+	if j.indexes {
+		s.offsetsWritten, s.timesWritten = j.offW, j.timW
+	}
 	if j.size > s.flushedSize {
 		s.flushedSize = j.size
 	}
