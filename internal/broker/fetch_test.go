@@ -11,6 +11,7 @@ import (
 	"github.com/sluice-io/sluice/internal/batch"
 	"github.com/sluice-io/sluice/internal/broker"
 	"github.com/sluice-io/sluice/internal/broker/brokertest"
+	"github.com/sluice-io/sluice/internal/vfs"
 )
 
 func fetchReq(version int16, topic string, parts []int32, offset int64, maxWait, minBytes, maxBytes, partMax int32) *kmsg.FetchRequest {
@@ -289,5 +290,20 @@ func TestListOffsets(t *testing.T) {
 	resp = rc.do(req).(*kmsg.ListOffsetsResponse)
 	if p := resp.Topics[0].Partitions[0]; len(p.OldStyleOffsets) != 1 || p.OldStyleOffsets[0] != 10 {
 		t.Fatalf("v0 latest: %+v", p)
+	}
+}
+
+// On a filesystem without OS files (the in-memory one), fetched records
+// are read into memory instead of sent with sendfile.
+func TestFetchWithoutOSFiles(t *testing.T) {
+	b := brokertest.Start(t, func(o *broker.Options) { o.FS = vfs.NewMem(); o.Dir = "data" })
+	createTopic(t, b, "mem", 1, nil)
+	rc := dialRaw(t, b.Addr())
+	produceOK(t, rc, "mem", 0, buildBatch(t, batch.CodecNone, time.Now().UnixMilli(), 4, 10))
+	if got := consumeN(t, b, "mem", 4); len(got) != 4 {
+		t.Fatalf("got %d", len(got))
+	}
+	if st := b.Server().Stats(); st.BytesSendfile != 0 {
+		t.Fatalf("%d bytes by sendfile from an in-memory file", st.BytesSendfile)
 	}
 }
