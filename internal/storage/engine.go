@@ -564,13 +564,12 @@ func (e *Engine) Append(ctx context.Context, p *partition.Partition, b []byte, d
 	id := p.ID()
 	k := partKey{id.TopicID, id.Partition}
 	return p.Append(b, e.opts.Now(), func(base int64) error {
-		buf := getBuf()
-		payload := append(appendRecordHeader((*buf)[:0], recBatch, k), b...)
-		_, err := e.wal.Append(ctx, payload, func(end wal.LSN, err error) {
+		// The WAL copies the header and the batch into its buffer
+		// directly; the batch is not copied anywhere else first.
+		var hdr [recHeaderSize]byte
+		_, err := e.wal.AppendParts(ctx, appendRecordHeader(hdr[:0], recBatch, k), b, func(end wal.LSN, err error) {
 			e.completeAppend(p, b, base, end, err, done)
 		})
-		*buf = payload[:0]
-		putBuf(buf)
 		return err
 	})
 }
@@ -655,16 +654,6 @@ func (e *Engine) TruncateTo(p *partition.Partition, offset int64) error {
 		return err
 	}
 	return e.Checkpoint()
-}
-
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
-
-func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
-
-func putBuf(b *[]byte) {
-	if cap(*b) <= 4<<20 { // do not pin huge buffers
-		bufPool.Put(b)
-	}
 }
 
 // Stats is a snapshot of engine counters.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"log/slog"
 	"math"
 	"slices"
@@ -231,13 +232,21 @@ func (w *WAL) startFile(seq uint64, start LSN) (vfs.File, error) {
 // called. Append blocks while MaxPendingBytes are pending, until ctx is
 // done.
 func (w *WAL) Append(ctx context.Context, payload []byte, done func(end LSN, err error)) (LSN, error) {
-	if len(payload) > w.opts.MaxRecordBytes {
-		return 0, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(payload), w.opts.MaxRecordBytes)
+	return w.AppendParts(ctx, payload, nil, done)
+}
+
+// AppendParts is Append of the payload head+body, without the caller
+// having to copy the two into one buffer first (the storage engine puts a
+// small header in front of each record batch this way).
+func (w *WAL) AppendParts(ctx context.Context, head, body []byte, done func(end LSN, err error)) (LSN, error) {
+	n := len(head) + len(body)
+	if n > w.opts.MaxRecordBytes {
+		return 0, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, n, w.opts.MaxRecordBytes)
 	}
-	size := frameHeaderBytes + len(payload)
+	size := frameHeaderBytes + n
 	// Checksum outside the lock: the frame CRC covers the payload first
 	// for exactly this reason.
-	pcrc := crc32Payload(payload)
+	pcrc := crc32.Update(crc32Payload(head), castagnoli, body)
 
 	w.mu.Lock()
 	for {
@@ -265,7 +274,7 @@ func (w *WAL) Append(ctx context.Context, payload []byte, done func(end LSN, err
 		}
 		w.mu.Lock()
 	}
-	lsn, nudge := w.appendLocked(payload, pcrc, done)
+	lsn, nudge := w.appendLocked(head, body, pcrc, done)
 	w.mu.Unlock()
 	w.stats.appends.Add(1)
 	if nudge {
@@ -279,10 +288,10 @@ func (w *WAL) Append(ctx context.Context, payload []byte, done func(end LSN, err
 
 // appendLocked frames payload into the pending batch and reports whether
 // the writer needs a nudge.
-func (w *WAL) appendLocked(payload []byte, pcrc uint32, done func(LSN, error)) (LSN, bool) {
+func (w *WAL) appendLocked(head, body []byte, pcrc uint32, done func(LSN, error)) (LSN, bool) {
 	w.mu.appended = true
 	b := w.mu.pending
-	size := frameHeaderBytes + len(payload)
+	size := frameHeaderBytes + len(head) + len(body)
 	lsn := w.mu.end
 	// Records never span files. A record that does not fit starts a new
 	// file, unless the current one has no record yet: then it stays and
@@ -295,8 +304,8 @@ func (w *WAL) appendLocked(payload []byte, pcrc uint32, done func(LSN, error)) (
 	start := len(b.buf)
 	b.buf = slices.Grow(b.buf, size)[:start+size]
 	frame := b.buf[start:]
-	putFrameHeader(frame, len(payload), recordFull)
-	copy(frame[frameHeaderBytes:], payload)
+	putFrameHeader(frame, len(head)+len(body), recordFull)
+	copy(frame[frameHeaderBytes+copy(frame[frameHeaderBytes:], head):], body)
 	binary.BigEndian.PutUint32(frame[0:4], frameCRC(pcrc, frame, w.mu.seqBE[:]))
 	b.segs[len(b.segs)-1].hi = len(b.buf)
 
