@@ -19,33 +19,29 @@ import (
 // The broker's own errors. Handlers return these (wrapped with details);
 // kafkaError turns them into codes through errorTable.
 var (
-	errUnknownTopic              = errors.New("broker: unknown topic or partition")
-	errUnknownTopicID            = errors.New("broker: unknown topic ID")
-	errTopicExists               = errors.New("broker: topic already exists")
-	errInvalidTopic              = errors.New("broker: invalid topic")
-	errInvalidPartitions         = errors.New("broker: invalid partition count")
-	errInvalidReplicationFactor  = errors.New("broker: invalid replication factor")
-	errInvalidReplicaAssignment  = errors.New("broker: invalid replica assignment")
-	errInvalidRequest            = errors.New("broker: invalid request")
-	errInvalidRequiredAcks       = errors.New("broker: invalid required acks")
-	errInvalidTimestamp          = errors.New("broker: invalid timestamp")
-	errInvalidRecord             = errors.New("broker: invalid record")
-	errUnsupportedVersion        = errors.New("broker: unsupported version")
-	errUnknownLeaderEpoch        = errors.New("broker: unknown leader epoch")
-	errFencedLeaderEpoch         = errors.New("broker: fenced leader epoch")
-	errInvalidConfig             = errors.New("broker: invalid config")
-	errUnsupportedResource       = errors.New("broker: unsupported resource type")
-	errDuplicateResource         = errors.New("broker: resource listed twice")
-	errFetchSessionNotFound      = errors.New("broker: fetch session not found")
-	errInvalidFetchSessionEpoch  = errors.New("broker: invalid fetch session epoch")
-	errShuttingDown              = errors.New("broker: shutting down")
-	errLogDirNotFound            = errors.New("broker: log directory not found")
-	errUnsupportedEndpointType   = errors.New("broker: unsupported endpoint type")
-	errTransactionsNotSupported  = errors.New("broker: transactions are not supported yet")
-	errRecordListTooLarge        = errors.New("broker: record set too large")
-	errDuplicateTopicInRequest   = errors.New("broker: topic listed twice")
-	errUnsupportedForFormat      = errors.New("broker: unsupported message format")
-	errInvalidPartitionRequested = errors.New("broker: invalid partition")
+	errUnknownTopic             = errors.New("broker: unknown topic or partition")
+	errUnknownTopicID           = errors.New("broker: unknown topic ID")
+	errTopicExists              = errors.New("broker: topic already exists")
+	errInvalidTopic             = errors.New("broker: invalid topic")
+	errInvalidPartitions        = errors.New("broker: invalid partition count")
+	errInvalidReplicationFactor = errors.New("broker: invalid replication factor")
+	errInvalidReplicaAssignment = errors.New("broker: invalid replica assignment")
+	errInvalidRequest           = errors.New("broker: invalid request")
+	errInvalidRequiredAcks      = errors.New("broker: invalid required acks")
+	errInvalidTimestamp         = errors.New("broker: invalid timestamp")
+	errInvalidRecord            = errors.New("broker: invalid record")
+	errUnsupportedVersion       = errors.New("broker: unsupported version")
+	errUnknownLeaderEpoch       = errors.New("broker: unknown leader epoch")
+	errFencedLeaderEpoch        = errors.New("broker: fenced leader epoch")
+	errInvalidConfig            = errors.New("broker: invalid config")
+	errUnsupportedResource      = errors.New("broker: unsupported resource type")
+	errDuplicateResource        = errors.New("broker: resource listed twice")
+	errFetchSessionNotFound     = errors.New("broker: fetch session not found")
+	errInvalidFetchSessionEpoch = errors.New("broker: invalid fetch session epoch")
+	errUnsupportedEndpointType  = errors.New("broker: unsupported endpoint type")
+	errTransactionsNotSupported = errors.New("broker: transactions are not supported yet")
+	errRecordListTooLarge       = errors.New("broker: record set too large")
+	errDuplicateTopicInRequest  = errors.New("broker: topic listed twice")
 )
 
 // errorTable maps errors to Kafka error codes. The first entry that
@@ -80,13 +76,10 @@ var errorTable = []struct {
 	{is(errUnsupportedResource), kerr.InvalidRequest},
 	{is(errFetchSessionNotFound), kerr.FetchSessionIDNotFound},
 	{is(errInvalidFetchSessionEpoch), kerr.InvalidFetchSessionEpoch},
-	{is(errLogDirNotFound), kerr.LogDirNotFound},
 	{is(errUnsupportedEndpointType), kerr.UnsupportedEndpointType},
-	{is(errInvalidPartitionRequested), kerr.UnknownTopicOrPartition},
 
 	// Produce.
 	{is(batch.ErrUnsupportedMagic), kerr.UnsupportedForMessageFormat},
-	{is(errUnsupportedForFormat), kerr.UnsupportedForMessageFormat},
 	{is(batch.ErrCorrupt), kerr.CorruptMessage},
 	{is(partition.ErrTooLarge), kerr.MessageTooLarge},
 	{is(wal.ErrTooLarge), kerr.MessageTooLarge},
@@ -101,7 +94,6 @@ var errorTable = []struct {
 	// it refreshes metadata and learns which.
 	{is(partition.ErrClosed), kerr.NotLeaderForPartition},
 	{is(storage.ErrClosed), kerr.NotLeaderForPartition},
-	{is(errShuttingDown), kerr.NotLeaderForPartition},
 	{is(storage.ErrNotFound), kerr.UnknownTopicOrPartition},
 
 	// Storage failures: the log cannot be written (or read) safely.
