@@ -189,3 +189,30 @@ func TestLogAppendTime(t *testing.T) {
 		t.Fatalf("consumed timestamp %v, want %d", got[0].Timestamp.UnixMilli(), p.LogAppendTime)
 	}
 }
+
+// Pipelined produces on one connection are answered in request order and
+// share WAL syncs: their appends are queued as each request is read, not
+// after the previous one is acknowledged.
+func TestPipelinedProducesShareSyncs(t *testing.T) {
+	b := brokertest.Start(t)
+	createTopic(t, b, "pipe", 1, nil)
+	rc := dialRaw(t, b.Addr())
+	before := b.Engine().Stats().WAL.Syncs
+	const n = 40
+	rec := buildBatch(t, batch.CodecNone, time.Now().UnixMilli(), 1, 100)
+	var corrs []int32
+	for i := 0; i < n; i++ {
+		corrs = append(corrs, rc.send(produceReq(9, "pipe", 0, slices.Clone(rec))))
+	}
+	for i, corr := range corrs {
+		resp := rc.recv(produceReq(9, "", 0, nil), corr).(*kmsg.ProduceResponse)
+		if p := resp.Topics[0].Partitions[0]; p.ErrorCode != 0 || p.BaseOffset != int64(i) {
+			t.Fatalf("response %d: %+v", i, p)
+		}
+	}
+	if syncs := b.Engine().Stats().WAL.Syncs - before; syncs >= n {
+		t.Fatalf("%d pipelined produces took %d WAL syncs; they should share them", n, syncs)
+	} else {
+		t.Logf("%d pipelined produces, %d WAL syncs", n, syncs)
+	}
+}
