@@ -14,6 +14,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluice-io/sluice/internal/storagebench"
 )
 
 // Benchmark defaults from issue 3: 1 KiB records, 16 partitions, acks=all,
@@ -61,8 +63,8 @@ broker started in this process (--against kfake), or against both with the
 same client settings (--against both), and print a table.`,
 	}
 	g.register(cmd)
-	cmd.AddCommand(benchProduceCommand(g), benchConsumeCommand(g))
-	// TODO(storage): add storagebench.Command() here once internal/storagebench lands.
+	// storage measures the engine in process; it ignores -b.
+	cmd.AddCommand(benchProduceCommand(g), benchConsumeCommand(g), storagebench.Command())
 	return cmd
 }
 

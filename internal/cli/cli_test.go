@@ -14,10 +14,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluice-io/sluice/internal/broker/brokertest"
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"go.uber.org/goleak"
+
+	"github.com/sluice-io/sluice/internal/broker/brokertest"
 )
 
 func TestMain(m *testing.M) {
@@ -353,6 +354,37 @@ func TestProduceFile(t *testing.T) {
 			t.Error("missing file: no error")
 		}
 	})
+}
+
+func TestCommandTree(t *testing.T) {
+	want := map[string][]string{
+		"topic":   {"alter", "create", "delete", "describe", "list"},
+		"produce": nil,
+		"consume": nil,
+		"bench":   {"consume", "produce", "storage"},
+	}
+	for _, c := range Commands() {
+		subs, ok := want[c.Name()]
+		if !ok {
+			t.Errorf("unexpected command %s", c.Name())
+			continue
+		}
+		var got []string
+		for _, s := range c.Commands() {
+			got = append(got, s.Name())
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, subs) {
+			t.Errorf("%s subcommands %v, want %v", c.Name(), got, subs)
+		}
+		if c.PersistentFlags().Lookup("brokers") == nil {
+			t.Errorf("%s has no --brokers", c.Name())
+		}
+		delete(want, c.Name())
+	}
+	if len(want) > 0 {
+		t.Errorf("missing commands: %v", want)
+	}
 }
 
 func TestBrokersFromEnv(t *testing.T) {
