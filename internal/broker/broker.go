@@ -382,15 +382,22 @@ func (b *Broker) buildState(t topics.Topic) (*topicState, error) {
 	if err := b.setConfigs(st, t.Configs); err != nil {
 		return nil, err
 	}
+	// Missing partitions are created together, so they share their
+	// directory syncs (or one syncfs).
+	var missing []partition.ID
+	for i := int32(0); i < t.Partitions; i++ {
+		if b.eng.Partition(t.ID, i) == nil {
+			missing = append(missing, partition.ID{Topic: t.Name, TopicID: t.ID, Partition: i})
+		}
+	}
+	if len(missing) > 0 {
+		if _, err := b.eng.CreatePartitions(missing, st.cfg); err != nil {
+			return nil, err
+		}
+	}
 	for i := int32(0); i < t.Partitions; i++ {
 		p := b.eng.Partition(t.ID, i)
-		if p == nil {
-			var err error
-			p, err = b.eng.CreatePartition(partition.ID{Topic: t.Name, TopicID: t.ID, Partition: i}, st.cfg)
-			if err != nil {
-				return nil, err
-			}
-		} else if err := p.SetConfig(st.cfg); err != nil {
+		if err := p.SetConfig(st.cfg); err != nil {
 			return nil, err
 		}
 		st.parts = append(st.parts, p)

@@ -132,16 +132,18 @@ func (b *Broker) createPartitions(name string, n int32, validateOnly bool) error
 	}
 	next := *st
 	next.parts = slices.Clone(st.parts)
+	ids := make([]partition.ID, 0, n-have)
 	for i := have; i < n; i++ {
-		p, err := b.eng.CreatePartition(partition.ID{Topic: name, TopicID: st.id, Partition: i}, st.cfg)
-		if err != nil {
-			// The registry lists n partitions; reconcile creates
-			// the rest at the next start. Publish what exists.
-			b.publish(&next)
-			return err
-		}
-		next.parts = append(next.parts, p)
+		ids = append(ids, partition.ID{Topic: name, TopicID: st.id, Partition: i})
 	}
+	ps, err := b.eng.CreatePartitions(ids, st.cfg)
+	if err != nil {
+		// The registry lists n partitions; reconcile creates them at
+		// the next start. Publish what exists.
+		b.publish(&next)
+		return err
+	}
+	next.parts = append(next.parts, ps...)
 	b.publish(&next)
 	b.log.Info("partitions created", "topic", name, "from", have, "to", n)
 	return nil

@@ -1,8 +1,10 @@
 package storage
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -81,6 +83,16 @@ func (e *Engine) checkpoint(trim bool) error {
 	parts := e.Partitions()
 	states := make([]partition.FlushState, len(parts))
 	var dirty []int
+	defer func() {
+		if len(dirty) == 0 {
+			return
+		}
+		lvl := slog.LevelDebug
+		if d := time.Since(start); d > time.Second {
+			lvl = slog.LevelWarn // a slow checkpoint delays WAL trimming
+		}
+		e.log.Log(context.Background(), lvl, "storage: checkpoint", "wal_position", lsn, "partitions_flushed", len(dirty), "duration", time.Since(start))
+	}()
 	for i, p := range parts {
 		id := p.ID()
 		if err := p.Err(); err != nil {
@@ -94,6 +106,9 @@ func (e *Engine) checkpoint(trim bool) error {
 			continue
 		}
 		dirty = append(dirty, i)
+	}
+	if len(dirty) == 0 && lsn == e.checkpointed.Load() {
+		return nil // nothing happened since the last checkpoint
 	}
 	// With many partitions to flush, one syncfs replaces an fsync per
 	// file: per-file fsyncs each commit the filesystem journal and queue
@@ -134,9 +149,8 @@ func (e *Engine) checkpoint(trim bool) error {
 		return err
 	}
 	e.lastCP = cp.parts
-	prev := e.checkpointed.Swap(lsn)
+	e.checkpointed.Store(lsn)
 	e.stats.checkpoints.Add(1)
-	e.log.Info("storage: checkpoint", "wal_position", lsn, "wal_bytes", lsn-prev, "partitions", len(parts), "duration", time.Since(start))
 	if trim {
 		if err := e.wal.Trim(wal.LSN(lsn)); err != nil && !errors.Is(err, wal.ErrClosed) {
 			return err
