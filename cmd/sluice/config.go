@@ -205,6 +205,10 @@ func addConfigFlags(fs *pflag.FlagSet) {
 	}
 	fs.String("config", "", "YAML file of key: value pairs using the names below")
 	fs.Bool("print-config", false, "print the configuration keys as a markdown table and exit")
+	// A profiling aid for broker development, not a setting: it is not
+	// in the configuration table, the YAML file or the environment.
+	fs.String("cpuprofile", "", "write a CPU profile of the broker to this file until shutdown")
+	_ = fs.MarkHidden("cpuprofile")
 }
 
 // loadConfig applies, in order, the defaults, the YAML file named by

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -46,9 +47,34 @@ func runServeCommand(cmd *cobra.Command, _ []string) error {
 		return err
 	}
 	cmd.SilenceUsage = true
+	if path, _ := cmd.Flags().GetString("cpuprofile"); path != "" {
+		stopProfile, err := startCPUProfile(path)
+		if err != nil {
+			return err
+		}
+		defer stopProfile()
+	}
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return serve(ctx, cfg, cmd.ErrOrStderr(), nil)
+}
+
+// startCPUProfile profiles the process into path until the returned
+// function is called (at shutdown), so a benchmark run against the broker
+// can be profiled without building a test harness around it.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}, nil
 }
 
 func newLogger(w io.Writer, format, level string) *slog.Logger {
