@@ -248,10 +248,13 @@ func (p *producePending) Wait(ctx context.Context) server.Response {
 		}
 		s.out.LogStartOffset, _ = s.part.Offsets()
 	}
+	// Every append has completed (the engine has written the batches
+	// into their segments and holds no reference to them), so the
+	// server may read the next request into this one's buffer.
 	if p.acks == 0 {
 		// Kafka closes the connection after a failed acks=0 produce:
 		// the only way the client can learn of it.
-		return server.Response{NoResponse: true, Close: failed}
+		return server.Response{NoResponse: true, Close: failed, ReuseRequest: true}
 	}
-	return server.Response{Msg: p.resp}
+	return server.Response{Msg: p.resp, ReuseRequest: true}
 }

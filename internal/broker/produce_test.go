@@ -1,9 +1,12 @@
 package broker_test
 
 import (
+	"bytes"
 	"errors"
 	"math/rand/v2"
 	"slices"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -214,5 +217,54 @@ func TestPipelinedProducesShareSyncs(t *testing.T) {
 		t.Fatalf("%d pipelined produces took %d WAL syncs; they should share them", n, syncs)
 	} else {
 		t.Logf("%d pipelined produces, %d WAL syncs", n, syncs)
+	}
+}
+
+// The server reads each produce into a buffer it reuses once the produce is
+// answered (server.Response.ReuseRequest). Pipelined produces of distinct
+// records over several connections must still read back byte for byte: a
+// buffer reused while the engine was still writing it into a segment
+// would show here as corrupt or changed records.
+func TestProduceBuffersReusedSafely(t *testing.T) {
+	b := brokertest.Start(t)
+	const topic, parts, n, size = "reuse", 4, 4000, 2000
+	createTopic(t, b, topic, parts, nil)
+	value := func(i int) []byte {
+		v := make([]byte, size)
+		r := rand.New(rand.NewPCG(uint64(i), 7))
+		for j := range v {
+			v[j] = byte(r.Uint32())
+		}
+		return v
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	for w := range 2 {
+		wg.Go(func() {
+			cl := b.Client(t, kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(time.Millisecond), kgo.ProducerBatchMaxBytes(64<<10))
+			var recs []*kgo.Record
+			for i := w; i < n; i += 2 {
+				recs = append(recs, &kgo.Record{Key: []byte(strconv.Itoa(i)), Value: value(i)})
+			}
+			errs <- cl.ProduceSync(ctxT(t), recs...).FirstErr()
+		})
+	}
+	wg.Wait()
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := consumeN(t, b, topic, n)
+	seen := map[int]bool{}
+	for _, r := range got {
+		i, err := strconv.Atoi(string(r.Key))
+		if err != nil || seen[i] || !bytes.Equal(r.Value, value(i)) {
+			t.Fatalf("record %q at %d/%d: duplicate %v or value changed", r.Key, r.Partition, r.Offset, seen[i])
+		}
+		seen[i] = true
+	}
+	if len(seen) != n {
+		t.Fatalf("read %d distinct records, want %d", len(seen), n)
 	}
 }

@@ -41,7 +41,9 @@ type Done Response
 // Wait returns the response.
 func (d Done) Wait(context.Context) Response { return Response(d) }
 
-// Request is one decoded request. The handler may keep it and its Body.
+// Request is one decoded request. The handler may keep it and its Body;
+// Body's byte slices point into the request's frame, which the server
+// reuses only if the response sets ReuseRequest.
 type Request struct {
 	Key           int16
 	Version       int16
@@ -104,6 +106,15 @@ type Response struct {
 	// return buffers. (A Wait that panics returns no Response, so there
 	// is nothing to release.)
 	Release func()
+
+	// ReuseRequest tells the server that nothing the handler started
+	// still refers to the request's bytes (the byte slices in Body,
+	// such as a produce's records), so once this response is written
+	// and released the server may read the next request into the same
+	// buffer. Leave it false for a request whose bytes are kept, or
+	// when unsure: the buffer is then left to the garbage collector.
+	// The server ignores it when Wait returned because ctx was done.
+	ReuseRequest bool
 }
 
 // Part is one piece of a pre-encoded response body: either Bytes, or the

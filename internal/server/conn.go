@@ -42,7 +42,8 @@ var copyBufPool = sync.Pool{New: func() any {
 type inflight struct {
 	req     *Request
 	pending Pending
-	budget  int64 // bytes held in Server.budget
+	budget  int64   // bytes held in Server.budget
+	body    *[]byte // the pooled buffer req.Body was decoded from
 }
 
 // conn is one client connection. Its reader goroutine (serve) owns the
@@ -201,35 +202,44 @@ func (c *conn) readLoop() error {
 		if err := c.s.budget.Acquire(c.readCtx, int64(size)); err != nil {
 			return c.readErr()
 		}
-		req, err := c.readRequest(br, int(size))
+		req, body, err := c.readRequest(br, int(size))
 		var pending Pending
 		if err == nil {
 			pending, err = c.handle(req)
+			if err != nil {
+				// A handler that panicked may have kept
+				// references into the body: let it go.
+				body = nil
+			}
 		}
 		if err != nil {
+			putBody(body)
 			c.s.budget.Release(int64(size))
 			return err
 		}
 		c.inflight.Add(1)
 		// Never blocks: queue has a place for every slot.
-		c.queue <- &inflight{req: req, pending: pending, budget: int64(size)}
+		c.queue <- &inflight{req: req, pending: pending, budget: int64(size), body: body}
 	}
 }
 
-func (c *conn) readRequest(r io.Reader, size int) (*Request, error) {
-	body, err := readBody(r, size)
+// readRequest reads and decodes one request. body is the pooled buffer
+// req.Body's byte fields point into; see finish for when it is reused.
+func (c *conn) readRequest(r io.Reader, size int) (req *Request, body *[]byte, err error) {
+	body, err = readBody(r, size)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	c.s.stats.bytesIn.Add(int64(4 + size))
-	req, err := parseRequest(c.s.h, body)
+	req, err = parseRequest(c.s.h, *body)
 	if err != nil {
-		return nil, err
+		putBody(body)
+		return nil, nil, err
 	}
 	req.Conn = c.info
 	req.Size = 4 + size
 	c.s.stats.requests.Add(1)
-	return req, nil
+	return req, body, nil
 }
 
 // handle calls the handler, which is outside our control: a panic closes
@@ -295,9 +305,13 @@ func (c *conn) writeLoop() {
 }
 
 // finish awaits one request's response, writes it unless the connection is
-// dead, and returns its slot and bytes.
+// dead, and returns its slot and bytes. The request's buffer is reused only
+// when the handler said it no longer refers to it, and Wait returned with
+// the connection alive: a Wait cut short by a dead connection may leave
+// work behind that still reads the request's bytes (a produce's appends).
 func (c *conn) finish(it *inflight) {
 	resp, ok := c.await(it)
+	reuse := ok && resp.ReuseRequest && c.ctx.Err() == nil
 	if !ok {
 		c.abort()
 	} else if c.ctx.Err() == nil {
@@ -311,6 +325,11 @@ func (c *conn) finish(it *inflight) {
 		}
 	}
 	c.release(resp)
+	if reuse && it.body != nil {
+		putBody(it.body)
+		c.s.stats.bodiesReused.Add(1)
+	}
+	it.body = nil
 	c.touch()
 	c.inflight.Add(-1)
 	<-c.slots

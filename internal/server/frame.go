@@ -7,7 +7,6 @@ import (
 	"io"
 	"math"
 	"runtime/debug"
-	"slices"
 
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -32,28 +31,11 @@ const (
 	controlledShutdownKey = 7
 
 	// firstBodyChunkBytes is the most a reader allocates for a request
-	// body before that many bytes have arrived. The buffer grows by
-	// doubling as data comes in, so a client that sends a large size
-	// prefix and then stalls costs little memory.
+	// body before that many bytes have arrived (see readBody), so a
+	// client that sends a large size prefix and then stalls costs little
+	// memory.
 	firstBodyChunkBytes = 64 << 10
 )
-
-// readBody reads a size-byte request body from r.
-func readBody(r io.Reader, size int) ([]byte, error) {
-	buf := make([]byte, min(size, firstBodyChunkBytes))
-	if _, err := io.ReadFull(r, buf); err != nil {
-		return nil, unexpectedEOF(err)
-	}
-	for len(buf) < size {
-		have := len(buf)
-		next := min(size, 2*have)
-		buf = slices.Grow(buf, next-have)[:next]
-		if _, err := io.ReadFull(r, buf[have:]); err != nil {
-			return nil, unexpectedEOF(err)
-		}
-	}
-	return buf, nil
-}
 
 // unexpectedEOF turns io.EOF into io.ErrUnexpectedEOF: a frame's size
 // prefix promised more bytes.

@@ -59,6 +59,7 @@ type Server struct {
 		connections, accepted, rejected atomic.Int64
 		requests, bytesIn, bytesOut     atomic.Int64
 		bytesSendfile, bytesCopied      atomic.Int64
+		bodiesReused                    atomic.Int64 // for tests
 	}
 }
 
