@@ -28,6 +28,9 @@ const (
 	benchConsumeDurationDefault = 2 * time.Minute
 	// benchRecordBytesMax keeps one record inside the default 1 MiB batch.
 	benchRecordBytesMax = 1 << 20
+	// benchMaxInFlightLimit bounds --max-in-flight (client memory: each
+	// request can carry a batch per partition).
+	benchMaxInFlightLimit = 64
 )
 
 // Targets of --against.
@@ -50,6 +53,7 @@ type benchFlags struct {
 	keepTopic   bool
 	format      string
 	rate        byteSize // produce only; 0 = as fast as the client goes
+	maxInFlight int      // 0 = kgo's default; see register
 }
 
 func benchCommand() *cobra.Command {
@@ -81,6 +85,14 @@ func (f *benchFlags) register(cmd *cobra.Command, duration time.Duration, bytes 
 	fl.Var(&f.bytes, "bytes", "stop after this many value bytes (e.g. 4GiB; 0: no byte limit)")
 	fl.BoolVar(&f.keepTopic, "keep-topic", false, "do not delete a fresh topic afterwards")
 	fl.StringVar(&f.format, "format", "text", "output format: text or json")
+	// kgo keeps 5 produce requests in flight per broker only for an
+	// idempotent producer, and only once the broker has granted it a
+	// producer id; otherwise 1. A broker without InitProducerId (Sluice
+	// until idempotent producers land) therefore gets 1 where kfake
+	// gets 5, from the same client settings. This flag gives both the
+	// same number.
+	fl.IntVar(&f.maxInFlight, "max-in-flight", 0, "produce requests in flight per broker; above 0 this turns idempotent writes off\n"+
+		"so that kgo honours it against every broker (0: kgo's default, 5 if the broker grants a producer id, else 1)")
 }
 
 // validate reports every bad flag at once.
@@ -106,6 +118,9 @@ func (f *benchFlags) validate(needBytes bool) error {
 	if f.duration < 0 {
 		errs = append(errs, fmt.Errorf("--duration %v is negative", f.duration))
 	}
+	if f.maxInFlight < 0 || f.maxInFlight > benchMaxInFlightLimit {
+		errs = append(errs, fmt.Errorf("--max-in-flight %d (want 0 to %d)", f.maxInFlight, benchMaxInFlightLimit))
+	}
 	if needBytes && f.bytes <= 0 {
 		errs = append(errs, errors.New("--bytes must be positive: it sets how much to write before reading"))
 	}
@@ -126,8 +141,12 @@ func (f *benchFlags) targets() []string {
 }
 
 func (f *benchFlags) describe() string {
-	return fmt.Sprintf("%s records, %d partitions, acks=%s, linger %v, batches up to %s, compression %s",
-		humanBytes(int64(f.recordBytes)), f.partitions, f.acks, f.linger, humanBytes(int64(f.batchBytesMax)), f.compression)
+	inflight := "kgo default"
+	if f.maxInFlight > 0 {
+		inflight = fmt.Sprintf("%d, not idempotent", f.maxInFlight)
+	}
+	return fmt.Sprintf("%s records, %d partitions, acks=%s, linger %v, batches up to %s, compression %s, in flight %s",
+		humanBytes(int64(f.recordBytes)), f.partitions, f.acks, f.linger, humanBytes(int64(f.batchBytesMax)), f.compression, inflight)
 }
 
 // benchEnv is one target, connected.
@@ -150,6 +169,9 @@ func (f *benchFlags) open(ctx context.Context, cmd *cobra.Command, target string
 	}
 	opts := append(f.g.clientOpts(cmd), popts...)
 	opts = append(opts, kgo.ClientID("sluice-bench"))
+	if f.maxInFlight > 0 {
+		opts = append(opts, kgo.DisableIdempotentWrite(), kgo.MaxProduceRequestsInflightPerBroker(f.maxInFlight))
+	}
 	env := &benchEnv{name: target, seeds: f.g.seeds(cmd), stop: func() {}}
 	if target == targetKfake {
 		// One broker, like the single Sluice node it is compared with.

@@ -303,6 +303,7 @@ func TestConsumeErrors(t *testing.T) {
 			{[]string{"produce", "one", "--compression", "brotli", "--acks", "2"}, ErrUsage},
 			{[]string{"produce", "one", "-H", "novalue"}, ErrUsage},
 			{[]string{"bench", "produce", "--against", "nowhere"}, ErrUsage},
+			{[]string{"bench", "produce", "--max-in-flight", "-1"}, ErrUsage},
 		} {
 			if r := run(t, addr, "", c.args...); !errors.Is(r.err, c.want) {
 				t.Errorf("%v: err %v, want %v", c.args, r.err, c.want)
@@ -415,6 +416,12 @@ func TestBenchProduceBoth(t *testing.T) {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("bench output lacks %q:\n%s", want, r.stdout)
 		}
+	}
+	// The same in flight against both: idempotence off, 3 requests.
+	r = mustRun(t, addr, "", "bench", "produce", "--against", "both", "--duration", "300ms",
+		"--partitions", "2", "--max-in-flight", "3")
+	if !strings.Contains(r.stderr, "in flight 3, not idempotent") || strings.Count(r.stdout, "ms") == 0 {
+		t.Errorf("--max-in-flight 3:\nstderr: %s\nstdout: %s", r.stderr, r.stdout)
 	}
 	r = mustRun(t, addr, "", "bench", "produce", "--against", "kfake", "--bytes", "256KiB", "--duration", "0", "--format", "json")
 	var rs []produceResult
