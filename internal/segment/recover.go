@@ -139,7 +139,7 @@ func Recover(fsys vfs.FS, dir string, base, trusted int64, opts Options) (*Segme
 			return nil, 0, fmt.Errorf("segment: truncate torn tail of %s: %w", s.Path(LogSuffix), err)
 		}
 	}
-	s.size = end
+	s.size, s.writebackFrom = end, end
 	s.flushedSize = min(trusted, end)
 	return s, size - end, nil
 }
@@ -189,7 +189,7 @@ func (s *Segment) TruncateTo(env *Env, offset int64) error {
 	s.offsets.TruncateFrom(base)
 	s.times.TruncateFrom(base)
 	s.offsetsWritten, s.timesWritten = rewriteIndex, rewriteIndex
-	s.size, s.next = pos, base
+	s.size, s.next, s.writebackFrom = pos, base, pos
 	if s.flushedSize > pos {
 		s.flushedSize = pos
 	}

@@ -127,6 +127,8 @@ type Segment struct {
 
 	// flushedSize is the log size covered by the last Flush.
 	flushedSize int64
+	// writebackFrom is where the next started writeback begins.
+	writebackFrom int64
 }
 
 // Path returns the path of the segment's file with the given suffix.
@@ -205,7 +207,26 @@ func (s *Segment) Append(b []byte, h batch.Header) error {
 	}
 	s.indexBatch(h, s.size)
 	s.size += int64(len(b))
+	s.startWriteback()
 	return nil
+}
+
+// writebackBytes is how much of a segment may be written before its
+// writeback is started. A checkpoint's fsync then finds little left to
+// write: without this, the data of a whole checkpoint interval is written
+// back at once and the WAL's fsync queues behind it.
+const writebackBytes = 1 << 20
+
+func (s *Segment) startWriteback() {
+	if s.size-s.writebackFrom < writebackBytes {
+		return
+	}
+	if w, ok := s.active.f.(vfs.WritebackStarter); ok {
+		// Only a hint: an error changes nothing that fsync will not
+		// report again.
+		_ = w.StartWriteback(s.writebackFrom, s.size-s.writebackFrom)
+	}
+	s.writebackFrom = s.size
 }
 
 // indexBatch records a batch at pos in the in-memory indexes.

@@ -46,6 +46,16 @@ type Options struct {
 
 // Run measures and prints markdown tables to o.Out.
 func Run(ctx context.Context, o Options) error {
+	if v := os.Getenv("SLUICE_BENCH_CHECKPOINT_BYTES"); v != "" {
+		n, err := parseSize(v)
+		if err != nil {
+			return err
+		}
+		checkpointBytes = n
+	}
+	if v := os.Getenv("SLUICE_BENCH_FLUSH_PARALLELISM"); v != "" {
+		fmt.Sscan(v, &flushParallelism)
+	}
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return err
 	}
@@ -177,11 +187,18 @@ func makeBatch(size int, seed uint64) []byte {
 	return b
 }
 
+// checkpointBytes overrides the engine's CheckpointBytes when set (for
+// experiments).
+var checkpointBytes int64
+
+// flushParallelism overrides the engine's FlushParallelism when set.
+var flushParallelism int
+
 func engineOptions(dir string) storage.Options {
 	cfg := partition.DefaultConfig()
 	cfg.SegmentBytes = 256 << 20
 	cfg.MaxMessageBytes = 8 << 20
-	return storage.Options{Dir: dir, Partition: cfg, MaxOpenSegmentFiles: 1024, Logger: Logger}
+	return storage.Options{Dir: dir, Partition: cfg, MaxOpenSegmentFiles: 1024, Logger: Logger, CheckpointBytes: checkpointBytes, FlushParallelism: flushParallelism}
 }
 
 func openWithPartitions(dir string, parts int) (*storage.Engine, []*partition.Partition, error) {

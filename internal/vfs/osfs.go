@@ -107,3 +107,7 @@ func (osFS) SyncFS(path string) error {
 	}
 	return nil
 }
+
+func (f osFile) StartWriteback(off, n int64) error {
+	return unix.SyncFileRange(int(f.Fd()), off, n, unix.SYNC_FILE_RANGE_WRITE)
+}

@@ -72,3 +72,12 @@ type SyncFSer interface {
 	// durable, data and directory entries alike.
 	SyncFS(path string) error
 }
+
+// WritebackStarter is implemented by files that can start writing a range
+// back to disk without waiting for it (sync_file_range with
+// SYNC_FILE_RANGE_WRITE on Linux). It promises no durability; it only
+// keeps dirty data from piling up until the next fsync, which would then
+// stall everything queued behind it.
+type WritebackStarter interface {
+	StartWriteback(off, n int64) error
+}

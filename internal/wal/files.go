@@ -108,7 +108,7 @@ func (w *WAL) prepare(seq uint64) (vfs.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("wal: create %s: %w", path, err)
 	}
-	if err = f.Preallocate(w.opts.FileBytes); err == nil {
+	if err = fillFile(f, w.opts.FileBytes); err == nil {
 		if err = f.Sync(); err == nil {
 			err = w.fs.SyncDir(w.dir)
 		}
@@ -118,6 +118,34 @@ func (w *WAL) prepare(seq uint64) (vfs.File, error) {
 		return nil, fmt.Errorf("wal: create %s: %w", path, err)
 	}
 	return f, nil
+}
+
+// fillFile extends f with zeros to size. Records then overwrite blocks
+// that are already allocated and written, within the file's size, so the
+// fdatasync that covers them writes data only: no inode or extent change
+// for the filesystem journal to commit. That keeps the WAL's fsync from
+// queuing behind a journal commit, which in ext4's ordered mode waits for
+// the writeback of other files (the segments) as well. Zeros also end a
+// recovery scan cleanly (a zero length is no frame).
+func fillFile(f vfs.File, size int64) error {
+	have, err := f.Size()
+	if err != nil {
+		return err
+	}
+	if have >= size {
+		return nil
+	}
+	if err := f.Preallocate(size); err != nil {
+		return err
+	}
+	zero := make([]byte, min(size-have, 1<<20))
+	for off := have; off < size; off += int64(len(zero)) {
+		n := min(int64(len(zero)), size-off)
+		if _, err := f.WriteAt(zero[:n], off); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // recycle turns a .free file into the blank file path. The old header is
@@ -131,7 +159,7 @@ func (w *WAL) recycle(from, path string) (vfs.File, error) {
 	}
 	var zero [fileHeaderBytes]byte
 	if _, err = f.WriteAt(zero[:], 0); err == nil {
-		if err = f.Preallocate(w.opts.FileBytes); err == nil {
+		if err = fillFile(f, w.opts.FileBytes); err == nil {
 			err = f.Sync()
 		}
 	}
