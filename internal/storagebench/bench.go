@@ -6,12 +6,15 @@
 package storagebench
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -24,7 +27,6 @@ import (
 	"github.com/sluice-io/sluice/internal/batch"
 	"github.com/sluice-io/sluice/internal/partition"
 	"github.com/sluice-io/sluice/internal/storage"
-	"github.com/sluice-io/sluice/internal/vfs"
 )
 
 // Logger receives the engine's events during runs (nil discards).
@@ -46,6 +48,9 @@ type Options struct {
 
 // Run measures and prints markdown tables to o.Out.
 func Run(ctx context.Context, o Options) error {
+	if dir := os.Getenv(openOnlyEnv); dir != "" {
+		return openOnly(o.Out, dir)
+	}
 	if v := os.Getenv("SLUICE_BENCH_CHECKPOINT_BYTES"); v != "" {
 		n, err := parseSize(v)
 		if err != nil {
@@ -93,7 +98,7 @@ func Run(ctx context.Context, o Options) error {
 			}
 		}
 	}
-	if o.Headline > 0 {
+	if o.Headline > 0 && len(o.Batches) > 0 && len(o.Appenders) > 0 {
 		bs := o.Batches[len(o.Batches)-1]
 		ap := o.Appenders[len(o.Appenders)-1]
 		rr, err := rawWriteSync(o.Dir, bs, o.Headline)
@@ -106,7 +111,7 @@ func Run(ctx context.Context, o Options) error {
 		}
 		fmt.Fprintf(w, "\n## Long run: %s, 16 partitions, %s batches, %d appenders\n\n| | MB/s |\n|---|---|\n| raw write+fdatasync | %.0f |\n| acknowledged appends | %.0f (%.0f%% of raw) |\n", human(o.Headline), human(int64(bs)), ap, rr.mbps, r.mbps, 100*r.mbps/rr.mbps)
 	}
-	if o.Latency {
+	if o.Latency && len(o.Batches) > 0 {
 		if err := latencyRun(ctx, w, o.Dir, raw, o.Batches[0], o.Bytes); err != nil {
 			return err
 		}
@@ -366,20 +371,53 @@ func recoveryRun(ctx context.Context, w io.Writer, scratch string, size, tail in
 	if err := fill(tail); err != nil {
 		return err
 	}
-	// Crash: the engine is abandoned, never closed.
-	rssBefore := rssBytes()
+	// Crash: the engine is abandoned, never closed, and a fresh process
+	// opens the directory, so its time and memory are the recovery's own.
+	cmd := exec.CommandContext(ctx, exe(), os.Args[1:]...)
+	cmd.Env = append(os.Environ(), openOnlyEnv+"="+dir)
+	out, err := cmd.Output()
+	if err != nil {
+		return fmt.Errorf("recovery child: %w", err)
+	}
+	var r openResult
+	if err := json.Unmarshal(out[bytes.LastIndexByte(out[:len(out)-1], '\n')+1:], &r); err != nil {
+		return fmt.Errorf("recovery child said %q: %w", out, err)
+	}
+	fmt.Fprintf(w, "\n## Recovery: %s log, %s unflushed tail\n\n| open time | replayed batches | skipped | WAL bytes read | segments | RSS after open |\n|---|---|---|---|---|---|\n| %v | %d | %d | %s | %d | %s |\n",
+		human(size), human(tail), r.Open.Round(time.Millisecond), r.Report.ReplayedRecords, r.Report.SkippedRecords, human(r.Report.ReplayedBytes), r.Report.Segments, human(r.RSS))
+	return nil
+}
+
+// openOnlyEnv, set to a directory, makes Run open that engine, print an
+// openResult as JSON and return: the recovery child.
+const openOnlyEnv = "SLUICE_BENCH_OPEN_ONLY"
+
+type openResult struct {
+	Open   time.Duration
+	RSS    int64
+	Report storage.RecoveryReport
+}
+
+func exe() string {
+	p, err := os.Executable()
+	if err != nil {
+		return os.Args[0]
+	}
+	return p
+}
+
+func openOnly(w io.Writer, dir string) error {
 	start := time.Now()
-	e2, rep, err := storage.Open(engineOptions(dir))
+	e, rep, err := storage.Open(engineOptions(dir))
 	if err != nil {
 		return err
 	}
-	el := time.Since(start)
-	rss := rssBytes()
-	e2.Close()
-	_ = vfs.Default
-	fmt.Fprintf(w, "\n## Recovery: %s log, %s unflushed tail\n\n| open time | replayed batches | skipped | WAL bytes read | segments | RSS before/after open |\n|---|---|---|---|---|---|\n| %v | %d | %d | %s | %d | %s / %s |\n",
-		human(size), human(tail), el.Round(time.Millisecond), rep.ReplayedRecords, rep.SkippedRecords, human(rep.ReplayedBytes), rep.Segments, human(rssBefore), human(rss))
-	return nil
+	r := openResult{Open: time.Since(start), RSS: rssBytes(), Report: rep}
+	// A crashed log's directory: leave it as recovery left it, no
+	// checkpoint of our own.
+	b, _ := json.Marshal(r)
+	fmt.Fprintf(w, "%s\n", b)
+	return e.Close()
 }
 
 func rssBytes() int64 {

@@ -73,6 +73,9 @@ unflushed tail. Prints markdown tables.`,
 
 func parseInts(s string) ([]int, error) {
 	var out []int
+	if strings.TrimSpace(s) == "" {
+		return nil, nil // skip that part
+	}
 	for _, p := range strings.Split(s, ",") {
 		n, err := parseSize(p)
 		if err != nil {
