@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -421,5 +422,56 @@ func TestCrashAtKthFault(t *testing.T) {
 				e2.Close()
 			})
 		}
+	}
+}
+
+// TestDiskFull fills the disk mid-workload: appends start failing with an
+// error that says so, nothing is acknowledged after the first failure's
+// sync, and once there is space again the reopened log holds every
+// acknowledged batch, with contiguous offsets.
+func TestDiskFull(t *testing.T) {
+	for _, limit := range []int64{200 << 10, 350 << 10, 500 << 10} {
+		t.Run(fmt.Sprint(limit), func(t *testing.T) {
+			mem := vfs.NewMem()
+			fsys := errorfs.Wrap(mem, errorfs.NoSpaceAfter(limit))
+			e, _, err := Open(testOptions(fsys))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var parts []*partition.Partition
+			for i := 0; i < 2; i++ {
+				p, err := e.CreatePartition(partition.ID{Topic: "full", TopicID: topicID(4), Partition: int32(i)}, e.opts.Partition)
+				if err != nil {
+					t.Fatal(err)
+				}
+				parts = append(parts, p)
+			}
+			log := newAckLog()
+			r := rand.New(rand.NewPCG(uint64(limit), 3))
+			workload(t, e, parts, r, 2000, log, nil)
+			log.mu.Lock()
+			acked, attempts := log.snapshot(), log.attempts
+			log.mu.Unlock()
+			n := 0
+			for _, m := range acked {
+				n += len(m)
+			}
+			if n == 0 || n == 2000 {
+				t.Fatalf("%d acknowledged: the disk never filled or never took anything", n)
+			}
+			// The full disk latched the WAL, or a partition whose
+			// segment write failed; either way the error says ENOSPC.
+			latched := errors.Is(e.wal.Err(), syscall.ENOSPC)
+			for _, p := range parts {
+				latched = latched || errors.Is(p.Err(), syscall.ENOSPC)
+			}
+			if !latched {
+				t.Fatalf("nothing latched with ENOSPC: wal %v", e.wal.Err())
+			}
+			e.Close()
+			// Space again: the same files, without the limit.
+			e2 := checkRecovered(t, mem, acked, attempts)
+			e2.Close()
+		})
 	}
 }
