@@ -75,7 +75,7 @@ func (w *WAL) retire(seq uint64, recycle bool) (pooled bool, err error) {
 func (w *WAL) prepareLoop() {
 	defer close(w.preparerDone)
 	for seq := range w.prepReq {
-		f, err := w.prepare(seq)
+		f, err := w.prepare(seq, true)
 		w.prepared <- preparedFile{seq: seq, f: f, err: err}
 	}
 }
@@ -84,7 +84,7 @@ func (w *WAL) prepareLoop() {
 // durable in the directory, with a blank header: the header is written
 // when the file's first records are, since only then is its startLSN
 // known.
-func (w *WAL) prepare(seq uint64) (vfs.File, error) {
+func (w *WAL) prepare(seq uint64, fill bool) (vfs.File, error) {
 	path := walPath(w.dir, seq)
 	w.pool.Lock()
 	var from uint64
@@ -108,7 +108,12 @@ func (w *WAL) prepare(seq uint64) (vfs.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("wal: create %s: %w", path, err)
 	}
-	if err = fillFile(f, w.opts.FileBytes); err == nil {
+	if fill {
+		err = fillFile(f, w.opts.FileBytes)
+	} else {
+		err = f.Preallocate(w.opts.FileBytes)
+	}
+	if err == nil {
 		if err = f.Sync(); err == nil {
 			err = w.fs.SyncDir(w.dir)
 		}

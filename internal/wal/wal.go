@@ -205,7 +205,10 @@ func Open(opts Options) (*WAL, error) {
 // startFile prepares the file seq and makes its header, with startLSN,
 // durable.
 func (w *WAL) startFile(seq uint64, start LSN) (vfs.File, error) {
-	f, err := w.prepare(seq)
+	// The file Open starts with is only preallocated, not zero-filled:
+	// filling 64 MiB would delay every start. Files after it are filled
+	// in the background.
+	f, err := w.prepare(seq, false)
 	if err != nil {
 		return nil, err
 	}

@@ -34,6 +34,8 @@ type Broker struct {
 func Start(t testing.TB, options ...func(*broker.Options)) *Broker {
 	t.Helper()
 	o := broker.Options{Dir: t.TempDir(), Listen: "127.0.0.1:0"}
+	// WAL files are zero-filled to their size: keep test brokers' small.
+	o.Storage.WAL.FileBytes = 4 << 20
 	if os.Getenv("SLUICE_TEST_LOG") != "" {
 		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
