@@ -321,3 +321,23 @@ func TestOffsetForTimestamp(t *testing.T) {
 		t.Fatalf("max timestamp: %d %d %v %v", off, ts, ok, err)
 	}
 }
+
+// A segment older than segment.ms rolls at the next append, however small.
+func TestRollOnSegmentMs(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.SegmentMs = time.Hour
+	h := newHarness(t, cfg)
+	h.append(mkBatch(t, 2, h.now.UnixMilli(), 10))
+	h.now = h.now.Add(59 * time.Minute)
+	h.append(mkBatch(t, 2, h.now.UnixMilli(), 10))
+	if n := len(h.p.Segments()); n != 1 {
+		t.Fatalf("rolled before segment.ms: %d segments", n)
+	}
+	h.now = h.now.Add(2 * time.Minute)
+	h.append(mkBatch(t, 2, h.now.UnixMilli(), 10))
+	segs := h.p.Segments()
+	if len(segs) != 2 || segs[1].Base != 4 || segs[0].State != segment.Sealed {
+		t.Fatalf("after segment.ms: %+v", segs)
+	}
+	h.checkReadAll(1 << 20)
+}
