@@ -9,44 +9,73 @@ import (
 	"io"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 func TestBodyClass(t *testing.T) {
-	for _, tc := range []struct{ n, class int }{
-		{0, minBodyClass},
-		{1, minBodyClass},
-		{1 << minBodyClass, minBodyClass},
-		{1<<minBodyClass + 1, minBodyClass + 1},
-		{1 << 20, 20},
-		{1<<20 + 1, 21},
-		{1 << maxBodyClass, maxBodyClass},
-		{1<<maxBodyClass + 1, -1},
+	for _, tc := range []struct{ n, bytes int }{
+		{0, 4 << 10},
+		{1, 4 << 10},
+		{4 << 10, 4 << 10},
+		{4<<10 + 1, 8 << 10},
+		{1 << 20, 1 << 20},
+		{1<<20 + 1, 2 << 20},
+		{100 << 20, 128 << 20},
+		{128 << 20, 128 << 20},
+		{128<<20 + 1, -1},
 	} {
-		if got := bodyClass(tc.n); got != tc.class {
-			t.Errorf("bodyClass(%d) = %d, want %d", tc.n, got, tc.class)
+		c := bodyClass(tc.n)
+		got := -1
+		if c >= 0 {
+			got = bodyClassBytes(c)
+		}
+		if got != tc.bytes {
+			t.Errorf("bodyClass(%d) holds %d bytes, want %d", tc.n, got, tc.bytes)
 		}
 	}
-	for _, n := range []int{0, 100, 5000, 1 << 20, 1<<maxBodyClass + 1} {
-		b := getBody(n)
-		if len(*b) != n || cap(*b) < n {
-			t.Errorf("getBody(%d): len %d cap %d", n, len(*b), cap(*b))
+	// Classes are numbered densely in size order and each holds what it
+	// is asked for.
+	prev := 0
+	for c := range bodyClasses {
+		n := bodyClassBytes(c)
+		if n <= prev || bodyClass(n) != c || bodyClass(prev+1) != c {
+			t.Fatalf("class %d (%d bytes) after %d: bodyClass(%d)=%d, bodyClass(%d)=%d",
+				c, n, prev, n, bodyClass(n), prev+1, bodyClass(prev+1))
 		}
-		putBody(b)
+		prev = n
+	}
+	if prev != 1<<maxBodyExp {
+		t.Fatalf("largest class %d bytes, want %d", prev, 1<<maxBodyExp)
+	}
+}
+
+func TestBodyPool(t *testing.T) {
+	p := newBodyPool()
+	for _, n := range []int{0, 100, 5000, 1 << 20, 1<<maxBodyExp + 1} {
+		b := p.get(n)
+		if len(*b) != n || cap(*b) < n {
+			t.Errorf("get(%d): len %d cap %d", n, len(*b), cap(*b))
+		}
+		p.put(b)
 	}
 	// A buffer whose capacity is not a class's exact size is never
 	// pooled, so no class can hand out one too small for it.
 	odd := make([]byte, 5000)
-	putBody(&odd)
+	p.put(&odd)
 	for range 100 {
-		if b := getBody(8000); cap(*b) < 8000 {
-			t.Fatalf("getBody(8000) has cap %d", cap(*b))
+		if b := p.get(8000); cap(*b) < 8000 {
+			t.Fatalf("get(8000) has cap %d", cap(*b))
 		}
+	}
+	if !p.drop() || p.drop() {
+		t.Fatal("drop reports puts since the last drop, once")
 	}
 }
 
 func TestReadBody(t *testing.T) {
+	p := newBodyPool()
 	for _, size := range []int{0, 1, 4096, 4097, firstBodyChunkBytes, firstBodyChunkBytes + 1, 1<<20 + 3} {
 		src := make([]byte, size)
 		for i := range src {
@@ -54,26 +83,26 @@ func TestReadBody(t *testing.T) {
 		}
 		// Dirty a pooled buffer of the size's class, so a body that
 		// was not fully overwritten would show.
-		junk := getBody(size)
+		junk := p.get(size)
 		for i := range *junk {
 			(*junk)[i] = 0xee
 		}
-		putBody(junk)
-		bp, err := readBody(bytes.NewReader(src), size)
+		p.put(junk)
+		b, err := p.readBody(bytes.NewReader(src), size)
 		if err != nil {
 			t.Fatalf("size %d: %v", size, err)
 		}
-		if !bytes.Equal(*bp, src) {
+		if !bytes.Equal(*b, src) {
 			t.Fatalf("size %d: body differs", size)
 		}
-		putBody(bp)
+		p.put(b)
 
 		// A body cut short, in its first chunk or after it.
 		for _, have := range []int{size / 2, size - 1} {
 			if have < 0 || have >= size {
 				continue
 			}
-			_, err := readBody(bytes.NewReader(src[:have]), size)
+			_, err := p.readBody(bytes.NewReader(src[:have]), size)
 			if !errors.Is(err, io.ErrUnexpectedEOF) {
 				t.Fatalf("size %d, %d bytes sent: err %v, want ErrUnexpectedEOF", size, have, err)
 			}
@@ -200,4 +229,46 @@ func TestNoReuseAfterConnectionDies(t *testing.T) {
 	if got := s.stats.bodiesReused.Load(); got != 0 {
 		t.Fatalf("%d bodies reused after the connection died", got)
 	}
+}
+
+// An idle server drops its pooled buffers, once per burst of traffic, and
+// goes on serving afterwards.
+func TestIdleServerDropsPool(t *testing.T) {
+	h := &testHandler{fn: func(_ context.Context, req *Request) Pending {
+		if req.Key != 0 {
+			return nil
+		}
+		return Done{Msg: kmsg.NewPtrProduceResponse(), ReuseRequest: true}
+	}}
+	s, err := New(Options{Addr: "127.0.0.1:0", Logger: testLogger(t)}, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.trimEvery = 20 * time.Millisecond
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Shutdown(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+	c := dial(t, s)
+	for round := int64(1); round <= 2; round++ {
+		c.send(produceWith(payloadFor(int(round))), int32(round))
+		c.mustFrame()
+		deadline := time.Now().Add(waitFor)
+		for s.stats.poolDrops.Load() < round {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: pool not dropped after %v idle", round, waitFor)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	// Nothing was put since: idleness alone drops nothing more.
+	time.Sleep(10 * s.trimEvery)
+	if got := s.stats.poolDrops.Load(); got != 2 {
+		t.Fatalf("%d drops, want 2", got)
+	}
+	checkHealthy(t, s)
 }

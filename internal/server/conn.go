@@ -213,7 +213,7 @@ func (c *conn) readLoop() error {
 			}
 		}
 		if err != nil {
-			putBody(body)
+			c.s.bodies.put(body)
 			c.s.budget.Release(int64(size))
 			return err
 		}
@@ -226,14 +226,14 @@ func (c *conn) readLoop() error {
 // readRequest reads and decodes one request. body is the pooled buffer
 // req.Body's byte fields point into; see finish for when it is reused.
 func (c *conn) readRequest(r io.Reader, size int) (req *Request, body *[]byte, err error) {
-	body, err = readBody(r, size)
+	body, err = c.s.bodies.readBody(r, size)
 	if err != nil {
 		return nil, nil, err
 	}
 	c.s.stats.bytesIn.Add(int64(4 + size))
 	req, err = parseRequest(c.s.h, *body)
 	if err != nil {
-		putBody(body)
+		c.s.bodies.put(body)
 		return nil, nil, err
 	}
 	req.Conn = c.info
@@ -326,7 +326,7 @@ func (c *conn) finish(it *inflight) {
 	}
 	c.release(resp)
 	if reuse && it.body != nil {
-		putBody(it.body)
+		c.s.bodies.put(it.body)
 		c.s.stats.bodiesReused.Add(1)
 	}
 	it.body = nil

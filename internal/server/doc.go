@@ -58,8 +58,10 @@
 //
 // # Goroutines and shutdown
 //
-// The Server owns the accept loop and one goroutine per connection, which
-// owns that connection's writer goroutine; Shutdown waits for all of them.
+// The Server owns the accept loop, a goroutine that empties the request
+// buffer pool once the server is idle, and one goroutine per connection,
+// which owns that connection's writer goroutine; Shutdown waits for all of
+// them.
 // Shutdown stops accepting and reading, lets every request already read
 // finish and its response be written, then closes the connections. If its
 // context expires first, the context given to Handle and Pending.Wait is

@@ -33,6 +33,10 @@ type Server struct {
 	// budget holds the request bytes read and not yet answered, across
 	// all connections (Options.MaxInFlightBytes).
 	budget *semaphore.Weighted
+	// bodies holds request buffers for reuse; trimEvery is how often
+	// trimLoop checks whether the server is idle (bufpool.go).
+	bodies    *bodyPool
+	trimEvery time.Duration
 
 	// baseCtx is the parent of every connection's context; Shutdown
 	// cancels it when its own context expires.
@@ -43,9 +47,9 @@ type Server struct {
 	draining chan struct{}
 	nextID   atomic.Uint64
 
-	// wg counts the accept loop and every connection goroutine. Add is
-	// only called under mu while !closed, so no Add races with Shutdown's
-	// Wait.
+	// wg counts the accept loop, the pool trimmer and every connection
+	// goroutine. Add is only called under mu while !closed, so no Add
+	// races with Shutdown's Wait.
 	wg sync.WaitGroup
 
 	mu struct {
@@ -59,7 +63,7 @@ type Server struct {
 		connections, accepted, rejected atomic.Int64
 		requests, bytesIn, bytesOut     atomic.Int64
 		bytesSendfile, bytesCopied      atomic.Int64
-		bodiesReused                    atomic.Int64 // for tests
+		bodiesReused, poolDrops         atomic.Int64 // for tests
 	}
 }
 
@@ -82,12 +86,14 @@ func New(opts Options, h Handler) (*Server, error) {
 		}
 	}
 	s := &Server{
-		opts:     opts,
-		h:        h,
-		log:      opts.Logger,
-		ln:       ln,
-		budget:   semaphore.NewWeighted(int64(opts.MaxInFlightBytes)),
-		draining: make(chan struct{}),
+		opts:      opts,
+		h:         h,
+		log:       opts.Logger,
+		ln:        ln,
+		budget:    semaphore.NewWeighted(int64(opts.MaxInFlightBytes)),
+		bodies:    newBodyPool(),
+		trimEvery: bodyPoolIdle,
+		draining:  make(chan struct{}),
 	}
 	s.baseCtx, s.baseCancel = context.WithCancel(context.Background())
 	s.mu.conns = make(map[*conn]struct{})
@@ -133,7 +139,11 @@ func (s *Server) startServing() error {
 		return errors.New("server: already serving")
 	}
 	s.mu.serving = true
-	s.wg.Add(1)
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		s.trimLoop(s.trimEvery)
+	}()
 	return nil
 }
 
