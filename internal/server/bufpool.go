@@ -5,7 +5,6 @@ import (
 	"math/bits"
 	"runtime/debug"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -24,8 +23,8 @@ import (
 // nearly twice the memory. When a body's class has no free buffer, one of
 // the next class is taken before allocating, for the same reason.
 //
-// A pool holds what the busiest moment needed, and an idle process runs no
-// garbage collection that would empty it, so a server that has read no
+// A pool holds what the busiest moment needed, at most MaxInFlightBytes
+// (more could never be in use at once), so a server that has read no
 // request for bodyPoolIdle drops its pool and returns the memory to the
 // OS (see trimLoop): an idle broker's memory does not depend on its last
 // burst of traffic.
@@ -55,18 +54,23 @@ func bodyClass(n int) int {
 // bodyClassBytes is the capacity of class c's buffers.
 func bodyClassBytes(c int) int { return 1 << (c + minBodyExp) }
 
-// bodyPool is a server's pool of request-body buffers. It is safe for
-// concurrent use.
+// bodyPool is a server's pool of request-body buffers: a free list per
+// class under one mutex (a few operations per request). It is not a
+// sync.Pool because dropping one of those frees nothing until two garbage
+// collections later, and an idle server must be able to give its buffers
+// back at once. It is safe for concurrent use.
 type bodyPool struct {
-	classes atomic.Pointer[[bodyClasses]sync.Pool]
-	puts    atomic.Int64 // buffers put since the last drop
+	maxBytes int64 // most bytes of free buffers held
+
+	mu struct {
+		sync.Mutex
+		free  [bodyClasses][]*[]byte
+		bytes int64 // capacity of the free buffers
+		puts  int64 // buffers put since the last drop
+	}
 }
 
-func newBodyPool() *bodyPool {
-	p := &bodyPool{}
-	p.classes.Store(new([bodyClasses]sync.Pool))
-	return p
-}
+func newBodyPool(maxBytes int64) *bodyPool { return &bodyPool{maxBytes: maxBytes} }
 
 // get returns a buffer of length n. Its bytes are not cleared: the caller
 // overwrites all of them before reading any.
@@ -76,19 +80,26 @@ func (p *bodyPool) get(n int) *[]byte {
 		b := make([]byte, n)
 		return &b
 	}
-	classes := p.classes.Load()
+	p.mu.Lock()
 	for k := c; k <= min(c+1, bodyClasses-1); k++ {
-		if b, ok := classes[k].Get().(*[]byte); ok {
+		if free := p.mu.free[k]; len(free) > 0 {
+			b := free[len(free)-1]
+			free[len(free)-1] = nil
+			p.mu.free[k] = free[:len(free)-1]
+			p.mu.bytes -= int64(cap(*b))
+			p.mu.Unlock()
 			*b = (*b)[:n]
 			return b
 		}
 	}
+	p.mu.Unlock()
 	b := make([]byte, n, bodyClassBytes(c))
 	return &b
 }
 
 // put returns a buffer from get to the pool. Only buffers with a class's
-// exact capacity are kept, so a class never hands out one too small.
+// exact capacity are kept, so a class never hands out one too small, and
+// only while the pool holds less than maxBytes.
 func (p *bodyPool) put(b *[]byte) {
 	if b == nil {
 		return
@@ -98,18 +109,25 @@ func (p *bodyPool) put(b *[]byte) {
 		return
 	}
 	*b = (*b)[:0]
-	p.classes.Load()[c].Put(b)
-	p.puts.Add(1)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.mu.puts++
+	if p.mu.bytes+int64(cap(*b)) > p.maxBytes {
+		return
+	}
+	p.mu.free[c] = append(p.mu.free[c], b)
+	p.mu.bytes += int64(cap(*b))
 }
 
 // drop forgets every pooled buffer and reports whether any had been put
 // since the last drop.
 func (p *bodyPool) drop() bool {
-	if p.puts.Swap(0) == 0 {
-		return false
-	}
-	p.classes.Store(new([bodyClasses]sync.Pool))
-	return true
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	used := p.mu.puts > 0
+	p.mu.free = [bodyClasses][]*[]byte{}
+	p.mu.bytes, p.mu.puts = 0, 0
+	return used
 }
 
 // readBody reads a size-byte request body from r into a pooled buffer.

@@ -52,7 +52,7 @@ func TestBodyClass(t *testing.T) {
 }
 
 func TestBodyPool(t *testing.T) {
-	p := newBodyPool()
+	p := newBodyPool(4 << 20)
 	for _, n := range []int{0, 100, 5000, 1 << 20, 1<<maxBodyExp + 1} {
 		b := p.get(n)
 		if len(*b) != n || cap(*b) < n {
@@ -72,10 +72,31 @@ func TestBodyPool(t *testing.T) {
 	if !p.drop() || p.drop() {
 		t.Fatal("drop reports puts since the last drop, once")
 	}
+
+	// The pool holds at most its byte limit; what is over goes to the
+	// garbage collector.
+	var bufs []*[]byte
+	for range 10 {
+		bufs = append(bufs, p.get(1<<20))
+	}
+	for _, b := range bufs {
+		p.put(b)
+	}
+	if p.mu.bytes != 4<<20 {
+		t.Fatalf("pool holds %d bytes, limit %d", p.mu.bytes, 4<<20)
+	}
+	// A body takes a free buffer of the next class before allocating.
+	if b := p.get(400 << 10); cap(*b) != 1<<20 || p.mu.bytes != 3<<20 {
+		t.Fatalf("get(400 KiB): cap %d, pool holds %d", cap(*b), p.mu.bytes)
+	}
+	p.drop()
+	if p.mu.bytes != 0 {
+		t.Fatalf("pool holds %d bytes after drop", p.mu.bytes)
+	}
 }
 
 func TestReadBody(t *testing.T) {
-	p := newBodyPool()
+	p := newBodyPool(64 << 20)
 	for _, size := range []int{0, 1, 4096, 4097, firstBodyChunkBytes, firstBodyChunkBytes + 1, 1<<20 + 3} {
 		src := make([]byte, size)
 		for i := range src {

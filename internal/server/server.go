@@ -91,7 +91,7 @@ func New(opts Options, h Handler) (*Server, error) {
 		log:       opts.Logger,
 		ln:        ln,
 		budget:    semaphore.NewWeighted(int64(opts.MaxInFlightBytes)),
-		bodies:    newBodyPool(),
+		bodies:    newBodyPool(int64(opts.MaxInFlightBytes)),
 		trimEvery: bodyPoolIdle,
 		draining:  make(chan struct{}),
 	}
