@@ -15,13 +15,9 @@ import (
 func (b *Broker) handleAlterConfigs(_ context.Context, r *server.Request) server.Pending {
 	req := r.Body.(*kmsg.AlterConfigsRequest)
 	resp := req.ResponseKind().(*kmsg.AlterConfigsResponse)
-	seen := map[kmsg.ConfigResourceType]map[string]int{}
-	for _, rr := range req.Resources {
-		if seen[rr.ResourceType] == nil {
-			seen[rr.ResourceType] = map[string]int{}
-		}
-		seen[rr.ResourceType][rr.ResourceName]++
-	}
+	seen := countResources(req.Resources, func(rr kmsg.AlterConfigsRequestResource) (kmsg.ConfigResourceType, string) {
+		return rr.ResourceType, rr.ResourceName
+	})
 	for _, rr := range req.Resources {
 		or := kmsg.NewAlterConfigsResponseResource()
 		or.ResourceType, or.ResourceName = rr.ResourceType, rr.ResourceName
@@ -57,4 +53,18 @@ func (b *Broker) refuseBrokerAlter(name string, n int) error {
 		return nil
 	}
 	return fmt.Errorf("%w: broker configs are static; set them by flag, environment or config file and restart", errInvalidConfig)
+}
+
+// countResources counts how often each (type, name) appears in an alter
+// request; Kafka refuses every resource named more than once.
+func countResources[R any](rs []R, key func(R) (kmsg.ConfigResourceType, string)) map[kmsg.ConfigResourceType]map[string]int {
+	seen := map[kmsg.ConfigResourceType]map[string]int{}
+	for _, r := range rs {
+		t, n := key(r)
+		if seen[t] == nil {
+			seen[t] = map[string]int{}
+		}
+		seen[t][n]++
+	}
+	return seen
 }

@@ -18,13 +18,9 @@ import (
 func (b *Broker) handleIncrementalAlterConfigs(_ context.Context, r *server.Request) server.Pending {
 	req := r.Body.(*kmsg.IncrementalAlterConfigsRequest)
 	resp := req.ResponseKind().(*kmsg.IncrementalAlterConfigsResponse)
-	seen := map[kmsg.ConfigResourceType]map[string]int{}
-	for _, rr := range req.Resources {
-		if seen[rr.ResourceType] == nil {
-			seen[rr.ResourceType] = map[string]int{}
-		}
-		seen[rr.ResourceType][rr.ResourceName]++
-	}
+	seen := countResources(req.Resources, func(rr kmsg.IncrementalAlterConfigsRequestResource) (kmsg.ConfigResourceType, string) {
+		return rr.ResourceType, rr.ResourceName
+	})
 	for _, rr := range req.Resources {
 		or := kmsg.NewIncrementalAlterConfigsResponseResource()
 		or.ResourceType, or.ResourceName = rr.ResourceType, rr.ResourceName

@@ -3,7 +3,6 @@ package segment
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 
 	"github.com/sluice-io/sluice/internal/batch"
 	"github.com/sluice-io/sluice/internal/index"
@@ -310,5 +309,3 @@ func (s *Segment) PositionOf(env *Env, offset int64) (int64, error) {
 	at, _, err := s.seek(h.File(), pos, offset, s.size)
 	return at, err
 }
-
-var _ = fs.ErrNotExist

@@ -120,8 +120,7 @@ func Recover(fsys vfs.FS, dir string, base, trusted int64, opts Options) (*Segme
 	t.TruncateFrom(from)
 	s.offsets, s.times = o, t
 	s.offsetsWritten, s.timesWritten = rewriteIndex, rewriteIndex
-	if lastOff, lastPos, ok := o.Last(); ok {
-		_ = lastOff
+	if _, lastPos, ok := o.Last(); ok {
 		s.lastIndexedPos = lastPos
 	}
 	if ts, _, ok := t.Last(); ok {

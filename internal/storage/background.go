@@ -34,6 +34,15 @@ func (e *Engine) checkpointLoop() {
 		if err := e.checkpoint(true); err != nil {
 			e.log.Error("storage: checkpoint failed", "err", err)
 		}
+		// Appends that crossed the threshold while that checkpoint ran
+		// kicked again; it covered them unless the WAL has since grown
+		// by another CheckpointBytes.
+		if e.applied.Load()-e.checkpointed.Load() < uint64(e.opts.CheckpointBytes) {
+			select {
+			case <-e.kick:
+			default:
+			}
+		}
 	}
 }
 

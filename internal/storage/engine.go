@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -367,18 +368,13 @@ func (e *Engine) replay(from wal.LSN, rep *RecoveryReport) error {
 			if len(body) != 8 {
 				return fmt.Errorf("storage: replay at WAL position %d: %w: log start body %d bytes", lsn, errBadRecord, len(body))
 			}
-			_, _ = p.SetLogStart(int64(be64(body)))
+			_, _ = p.SetLogStart(int64(binary.BigEndian.Uint64(body)))
 			rep.ReplayedRecords++
 		default:
 			return fmt.Errorf("storage: replay at WAL position %d: %w: kind %d", lsn, errBadRecord, kind)
 		}
 		return nil
 	})
-}
-
-func be64(b []byte) uint64 {
-	return uint64(b[0])<<56 | uint64(b[1])<<48 | uint64(b[2])<<40 | uint64(b[3])<<32 |
-		uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7])
 }
 
 // ValidTopicName reports whether Kafka would accept name.
@@ -624,8 +620,7 @@ func (e *Engine) DeleteRecords(ctx context.Context, p *partition.Partition, offs
 	}
 	id := p.ID()
 	payload := appendRecordHeader(make([]byte, 0, recHeaderSize+8), recLogStart, partKey{id.TopicID, id.Partition})
-	payload = append(payload, byte(offset>>56), byte(offset>>48), byte(offset>>40), byte(offset>>32),
-		byte(offset>>24), byte(offset>>16), byte(offset>>8), byte(offset))
+	payload = binary.BigEndian.AppendUint64(payload, uint64(offset))
 	type result struct {
 		start int64
 		err   error
