@@ -74,6 +74,13 @@ func Records(b []byte, fn func(r *Record) error) error {
 // RecordsLimit is Records with the bound on the (decompressed) records
 // section set to maxBytes; a negative maxBytes counts as 0.
 func RecordsLimit(b []byte, maxBytes int, fn func(r *Record) error) error {
+	return recordsRaw(b, maxBytes, func(r *Record, _ []byte) error { return fn(r) })
+}
+
+// recordsRaw is RecordsLimit that also hands fn each record's encoded
+// bytes (its length varint and body, uncompressed), which alias the batch
+// or the decompression buffer for the duration of the call.
+func recordsRaw(b []byte, maxBytes int, fn func(r *Record, raw []byte) error) error {
 	maxBytes = max(maxBytes, 0)
 	h, err := ParseHeader(b)
 	if err != nil {
@@ -139,7 +146,7 @@ func (d *recordDecoder) fail(at int, rec int32, format string, args ...any) erro
 	return corrupt(int64(HeaderSize+at), "%s", reason)
 }
 
-func (d *recordDecoder) decode(n int32, fn func(*Record) error) error {
+func (d *recordDecoder) decode(n int32, fn func(*Record, []byte) error) error {
 	for i := int32(0); i < n; i++ {
 		if d.pos >= len(d.data) {
 			return d.fail(d.pos, i, "missing; the batch claims %d records", n)
@@ -159,7 +166,7 @@ func (d *recordDecoder) decode(n int32, fn func(*Record) error) error {
 		if d.pos != end {
 			return d.fail(at, i, "length %d but its fields take %d bytes", length, d.pos-(end-int(length)))
 		}
-		if err := fn(&d.s.rec); err != nil {
+		if err := fn(&d.s.rec, d.data[at:end]); err != nil {
 			return err
 		}
 	}
