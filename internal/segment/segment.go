@@ -105,6 +105,9 @@ type Segment struct {
 	dir  string
 	base int64
 	opts Options
+	// tmp is appended to every file name while the segment is a
+	// compaction's output not yet installed (CleanedSuffix, SwapSuffix).
+	tmp string
 
 	state State
 	// active is the read-write handle of an Active or Sealed segment not
@@ -132,7 +135,9 @@ type Segment struct {
 }
 
 // Path returns the path of the segment's file with the given suffix.
-func (s *Segment) Path(suffix string) string { return filepath.Join(s.dir, Name(s.base)+suffix) }
+func (s *Segment) Path(suffix string) string {
+	return filepath.Join(s.dir, Name(s.base)+suffix+s.tmp)
+}
 
 // Base returns the first offset the segment may hold.
 func (s *Segment) Base() int64 { return s.base }
@@ -155,14 +160,18 @@ func (s *Segment) State() State { return s.state }
 // Create makes a new, empty active segment. The directory entry is not
 // durable until the partition syncs its directory.
 func Create(fsys vfs.FS, dir string, base int64, opts Options) (*Segment, error) {
-	s := newSegment(fsys, dir, base, opts)
+	return create(newSegment(fsys, dir, base, opts))
+}
+
+func create(s *Segment) (*Segment, error) {
+	fsys := s.fs
 	f, err := fsys.Create(s.Path(LogSuffix))
 	if err != nil {
 		return nil, fmt.Errorf("segment: create: %w", err)
 	}
 	s.active = newHandle(f)
-	s.offsets = index.NewOffsets(base)
-	s.times = index.NewTimes(base)
+	s.offsets = index.NewOffsets(s.base)
+	s.times = index.NewTimes(s.base)
 	// Stale index files from an earlier life of this base offset would
 	// otherwise be trusted by a later recovery.
 	for _, suf := range []string{IndexSuffix, TimeIndexSuffix} {
@@ -281,7 +290,9 @@ const indexLazyBytes = 4096
 // segment has nothing unsynced. The caller holds the owner's lock and must
 // not run two flushes of one segment at once.
 func (s *Segment) PrepareFlush() *FlushJob {
-	if s.active == nil {
+	if s.active == nil || s.state == Flushed {
+		// A compaction's output keeps its handle until installed, but
+		// it was synced whole before it was swapped in.
 		return nil
 	}
 	offB, timB := s.offsets.FileBytes(), s.times.FileBytes()
