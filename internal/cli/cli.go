@@ -1,7 +1,8 @@
 // Package cli holds the client-side commands of the sluice binary: topic
-// administration, produce, consume and bench. They are thin shells over
-// franz-go's kgo and kadm, so what they do is what any Kafka client would do
-// against the broker; nothing here reaches into the broker's packages.
+// administration, consumer groups, produce, consume and bench. They are thin
+// shells over franz-go's kgo and kadm, so what they do is what any Kafka
+// client would do against the broker; nothing here reaches into the broker's
+// packages.
 //
 // Every command reads and writes through cobra's In/Out/Err streams, which
 // lets tests drive them in process against a broker they start themselves.
@@ -46,6 +47,7 @@ func Commands() []*cobra.Command {
 		produceCommand(),
 		consumeCommand(),
 		benchCommand(),
+		groupCommand(),
 	}
 }
 

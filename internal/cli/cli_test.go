@@ -363,6 +363,7 @@ func TestCommandTree(t *testing.T) {
 		"produce": nil,
 		"consume": nil,
 		"bench":   {"consume", "produce", "storage"},
+		"group":   {"delete", "describe", "list", "reset-offsets"},
 	}
 	for _, c := range Commands() {
 		subs, ok := want[c.Name()]
