@@ -301,7 +301,7 @@ func (h *loadHeap) Less(a, b int) bool {
 	return ia < ib
 }
 func (h *loadHeap) Swap(a, b int) { h.items[a], h.items[b] = h.items[b], h.items[a] }
-func (h *loadHeap) Push(x any)   { h.items = append(h.items, x.(int)) }
+func (h *loadHeap) Push(x any)    { h.items = append(h.items, x.(int)) }
 func (h *loadHeap) Pop() any {
 	x := h.items[len(h.items)-1]
 	h.items = h.items[:len(h.items)-1]

@@ -197,7 +197,7 @@ func (g *Group) join(req *kmsg.ConsumerGroupHeartbeatRequest) (*member, bool, *h
 		id = newMemberID()
 	}
 	if req.InstanceID != nil {
-		if owner, ok := g.static[*req.InstanceID]; ok && owner != id {
+		if owner, ok := g.static[*req.InstanceID]; ok && owner != id && g.members[owner] != nil {
 			old := g.members[owner]
 			if old.epoch != epochStaticLeave {
 				return nil, false, errf(codeUnreleasedInst, "Static member %s with instance id %s cannot join the group because the instance id is owned by %s member.", id, *req.InstanceID, owner)
