@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -105,8 +106,10 @@ func (g *Group) validate(req *kmsg.ConsumerGroupHeartbeatRequest) *hbError {
 		if len(*re) > regexBytesMax {
 			return errf(codeInvalidRegex, "SubscribedTopicRegex is longer than %d bytes", regexBytesMax)
 		}
-		if _, err := compileRegex(*re); err != nil {
-			return errf(codeInvalidRegex, "SubscribedTopicRegex %q is invalid: %v", *re, err)
+		if g.regexCache[*re] == nil { // not compiled yet (the cache holds only valid ones in use)
+			if _, err := compileRegex(*re); err != nil {
+				return errf(codeInvalidRegex, "SubscribedTopicRegex %q is invalid: %v", *re, err)
+			}
 		}
 	}
 	return nil
@@ -401,14 +404,15 @@ func (g *Group) Tick(now time.Time, topics Topics) []Record {
 	g.settle()
 	g.arm(now)
 	var gone []*member
-	for _, id := range g.memberIDs() {
-		m := g.members[id]
+	for _, m := range g.members {
 		expired := !m.sessionDeadline.After(now)
 		fenced := !m.revokeDeadline.IsZero() && !m.revokeDeadline.After(now)
 		if expired || fenced {
 			gone = append(gone, m)
 		}
 	}
+	// Removed in ID order so the tombstones come out deterministically.
+	slices.SortFunc(gone, func(a, b *member) int { return strings.Compare(a.id, b.id) })
 	for _, m := range gone {
 		g.removeMember(m)
 	}

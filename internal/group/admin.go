@@ -1,0 +1,251 @@
+package group
+
+import (
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// groupType is the ListGroups type of every group here today.
+const groupType = "classic"
+
+// deleteGroups handles a DeleteGroups: Empty groups are removed at once
+// and answered once their tombstones are durable; a failed append puts
+// the group back.
+func (st *state) deleteGroups(c *call, req *kmsg.DeleteGroupsRequest, fx *effects) {
+	resp := req.ResponseKind().(*kmsg.DeleteGroupsResponse)
+	waiting := 0
+	var deleted []*group
+	for _, id := range req.Groups {
+		rg := kmsg.NewDeleteGroupsResponseGroup()
+		rg.Group = id
+		g := st.groups[id]
+		switch {
+		case id == "":
+			rg.ErrorCode = kerr.InvalidGroupID.Code
+		case g == nil || g.classic.state == stateDead || slicesContains(deleted, g):
+			rg.ErrorCode = kerr.GroupIDNotFound.Code
+		case g.classic.state != stateEmpty || len(g.classic.pending) > 0:
+			rg.ErrorCode = kerr.NonEmptyGroup.Code
+		default:
+			deleted = append(deleted, g)
+		}
+		resp.Groups = append(resp.Groups, rg)
+	}
+	if len(deleted) == 0 {
+		fx.reply(c, resp)
+		return
+	}
+	for _, g := range deleted {
+		var recs []Record
+		for _, tp := range sortedOffsets(g) {
+			recs = append(recs, offsetTombstone(g.id, tp.topic, tp.partition))
+		}
+		recs = append(recs, groupTombstone(g.id))
+		prev := g.classic.state
+		g.classic.state = stateDead
+		delete(st.groups, g.id)
+		waiting++
+		fx.write(g.id, recs, func(now time.Time, err error, fx *effects) {
+			if err != nil {
+				code := groupErrorCode(err)
+				for i := range resp.Groups {
+					if resp.Groups[i].Group == g.id && resp.Groups[i].ErrorCode == 0 {
+						resp.Groups[i].ErrorCode = code
+					}
+				}
+				if st.groups[g.id] == nil {
+					g.classic.state = prev
+					st.groups[g.id] = g
+				}
+			}
+			if waiting--; waiting == 0 {
+				fx.reply(c, resp)
+			}
+		})
+	}
+}
+
+func slicesContains(gs []*group, g *group) bool {
+	for _, x := range gs {
+		if x == g {
+			return true
+		}
+	}
+	return false
+}
+
+// describe handles a DescribeGroups. Member metadata and assignments are
+// shown only for a Stable group, as Kafka does.
+func (st *state) describe(req *kmsg.DescribeGroupsRequest) *kmsg.DescribeGroupsResponse {
+	resp := req.ResponseKind().(*kmsg.DescribeGroupsResponse)
+	for _, id := range req.Groups {
+		rg := kmsg.NewDescribeGroupsResponseGroup()
+		rg.Group = id
+		g := st.groups[id]
+		switch {
+		case id == "":
+			rg.ErrorCode = kerr.InvalidGroupID.Code
+		case g == nil:
+			rg.State = stateDead.String()
+			if req.Version >= 6 {
+				rg.ErrorCode = kerr.GroupIDNotFound.Code
+			}
+		default:
+			cg := g.classic
+			rg.State = cg.state.String()
+			rg.ProtocolType = cg.protocolType
+			stable := cg.state == stateStable
+			if stable {
+				rg.Protocol = cg.protocol
+			}
+			for _, mid := range cg.order {
+				m := cg.members[mid]
+				rm := kmsg.NewDescribeGroupsResponseGroupMember()
+				rm.MemberID, rm.InstanceID = m.id, m.instanceID
+				rm.ClientID, rm.ClientHost = m.clientID, m.clientHost
+				if stable {
+					rm.ProtocolMetadata = m.metadataFor(cg.protocol)
+					rm.MemberAssignment = m.assignment
+				}
+				rg.Members = append(rg.Members, rm)
+			}
+		}
+		if req.IncludeAuthorizedOperations {
+			// No ACLs yet: everything a group allows (READ, DELETE,
+			// DESCRIBE, as bits of Kafka's AclOperation codes).
+			rg.AuthorizedOperations = 1<<3 | 1<<6 | 1<<8
+		}
+		resp.Groups = append(resp.Groups, rg)
+	}
+	return resp
+}
+
+// list handles a ListGroups; filters match case-insensitively, as Kafka's.
+func (st *state) list(req *kmsg.ListGroupsRequest) *kmsg.ListGroupsResponse {
+	resp := req.ResponseKind().(*kmsg.ListGroupsResponse)
+	match := func(filter []string, v string) bool {
+		if len(filter) == 0 {
+			return true
+		}
+		for _, f := range filter {
+			if strings.EqualFold(f, v) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, g := range st.sortedGroups() {
+		cg := g.classic
+		if !match(req.StatesFilter, cg.state.String()) || !match(req.TypesFilter, groupType) {
+			continue
+		}
+		rg := kmsg.NewListGroupsResponseGroup()
+		rg.Group, rg.ProtocolType = g.id, cg.protocolType
+		rg.GroupState, rg.GroupType = cg.state.String(), groupType
+		resp.Groups = append(resp.Groups, rg)
+	}
+	return resp
+}
+
+// GroupInfo summarises one group for the CLI and metrics.
+type GroupInfo struct {
+	ID, ProtocolType, Protocol, State string
+	Members                           int
+	Generation                        int32
+}
+
+func (st *state) infos() []GroupInfo {
+	out := make([]GroupInfo, 0, len(st.groups))
+	for _, g := range st.sortedGroups() {
+		cg := g.classic
+		out = append(out, GroupInfo{
+			ID: g.id, ProtocolType: cg.protocolType, Protocol: cg.protocol, State: cg.state.String(),
+			Members: len(cg.members), Generation: cg.generation,
+		})
+	}
+	return out
+}
+
+// apply replays one decoded offsets-log record; later records win.
+func (st *state) apply(d decoded, now time.Time) {
+	g := st.groups[d.group]
+	switch d.kind {
+	case kindOffset:
+		if d.offset == nil {
+			if g != nil {
+				g.deleteOffset(d.topic, d.partition)
+			}
+			return
+		}
+		if g == nil {
+			g = st.newGroup(d.group, now)
+		}
+		o := offset{offset: d.offset.Offset, leaderEpoch: -1, metadata: d.offset.Metadata,
+			committed: time.UnixMilli(d.offset.CommitTimestamp)}
+		if d.offset.Version >= 3 {
+			o.leaderEpoch = d.offset.LeaderEpoch
+		}
+		g.setOffset(d.topic, d.partition, o)
+	case kindGroup:
+		if g == nil {
+			g = st.newGroup(d.group, now)
+		}
+		// A tombstone clears the membership; offsets have their own
+		// tombstones.
+		g.classic = newClassicGroup(d.group, st.env, now)
+		if d.meta != nil {
+			restoreClassic(g.classic, d.meta, now)
+		}
+	}
+}
+
+// restoreClassic rebuilds a group from its last GroupMetadataValue: a
+// group with members is Stable, their sessions starting now.
+func restoreClassic(cg *classicGroup, v *kmsg.GroupMetadataValue, now time.Time) {
+	cg.protocolType = v.ProtocolType
+	cg.generation = v.Generation
+	if v.Protocol != nil {
+		cg.protocol = *v.Protocol
+	}
+	if v.Leader != nil {
+		cg.leader = *v.Leader
+	}
+	if v.CurrentStateTimestamp >= 0 {
+		cg.stateSince = time.UnixMilli(v.CurrentStateTimestamp)
+	}
+	for _, vm := range v.Members {
+		if _, dup := cg.members[vm.MemberID]; dup || len(cg.members) >= cg.env.opts.MaxGroupSize {
+			continue
+		}
+		m := &member{
+			id:               vm.MemberID,
+			instanceID:       cloneStr(vm.InstanceID),
+			clientID:         vm.ClientID,
+			clientHost:       vm.ClientHost,
+			rebalanceTimeout: ms(vm.RebalanceTimeoutMillis),
+			sessionTimeout:   ms(vm.SessionTimeoutMillis),
+			protocols:        []kmsg.JoinGroupRequestProtocol{{Name: cg.protocol, Metadata: vm.Subscription}},
+			assignment:       vm.Assignment,
+		}
+		if v.Version < 1 {
+			m.rebalanceTimeout = m.sessionTimeout
+		}
+		m.expires = now.Add(m.sessionTimeout)
+		cg.members[m.id] = m
+		cg.order = append(cg.order, m.id)
+		if m.instanceID != nil {
+			cg.static[*m.instanceID] = m.id
+		}
+	}
+	if len(cg.members) > 0 {
+		cg.state = stateStable
+		if cg.members[cg.leader] == nil {
+			cg.leader = cg.order[0]
+		}
+	} else {
+		cg.leader = ""
+	}
+}

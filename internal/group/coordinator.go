@@ -1,0 +1,475 @@
+package group
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"iter"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Record is one record of the offsets log (__consumer_offsets). Value nil
+// is a tombstone.
+type Record struct{ Key, Value []byte }
+
+// Log makes the coordinator's state durable. Append writes recs to
+// partition p of the offsets log as one batch and calls done exactly once
+// when they are durable (fsynced) or have failed. done may be called from
+// any goroutine, including synchronously inside Append, and must not
+// block. Append itself must not block for long.
+type Log interface {
+	Append(p int32, recs []Record, done func(error))
+}
+
+// TopicInfo describes one existing topic.
+type TopicInfo struct {
+	Name       string
+	ID         [16]byte
+	Partitions int32
+}
+
+// Topics is the broker's view of existing topics (safe for concurrent use).
+type Topics interface {
+	Topic(name string) (TopicInfo, bool)
+	TopicByID(id [16]byte) (TopicInfo, bool)
+}
+
+// Client identifies the connection a request came from; Kafka builds
+// member ids from the client id and shows both in DescribeGroups.
+type Client struct {
+	ID   string // the request header's client id
+	Host string // the peer address
+}
+
+// Coordinator is the group coordinator. All group state is owned by one
+// goroutine that reads a bounded channel; the exported methods are safe
+// for concurrent use.
+type Coordinator struct {
+	opts Options
+	env  *env
+	log  *slog.Logger
+
+	in     chan message
+	quit   chan struct{}
+	exited chan struct{}
+
+	closeMu sync.RWMutex // held for reading while sending on in
+	closed  bool
+	close   sync.Once
+
+	loadOnce sync.Once
+
+	// Completed appends, handed from done callbacks (any goroutine) to
+	// the owner. wake has room for one signal so done never blocks.
+	doneMu sync.Mutex
+	dones  []completion
+	wake   chan struct{}
+}
+
+type completion struct {
+	id  uint64
+	err error
+}
+
+// message is what the owner goroutine reads: a request, or one of the
+// coordinator's own operations.
+type message struct {
+	call    *call
+	loaded  *state // Load's result
+	deleted []string
+	inspect func(*state) // runs on the owner; st is nil until loaded
+	ack     chan struct{}
+	took    *bool // Load: set by the owner when it took the state
+}
+
+// New validates opts and starts the owner goroutine, which answers every
+// group request with COORDINATOR_LOAD_IN_PROGRESS until Load returns.
+func New(opts Options) (*Coordinator, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	opts = opts.withDefaults()
+	c := &Coordinator{
+		opts:   opts,
+		env:    &env{opts: opts, newID: randomUUID},
+		log:    opts.Logger,
+		in:     make(chan message, opts.MaxQueuedRequests),
+		quit:   make(chan struct{}),
+		exited: make(chan struct{}),
+		wake:   make(chan struct{}, 1),
+	}
+	go c.run()
+	return c, nil
+}
+
+// randomUUID is a version-4 UUID, as Kafka puts in member ids.
+func randomUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// Do hands req to the owner goroutine, in call order, and returns a
+// channel that yields the response exactly once (buffered, so the
+// coordinator never blocks on it). It blocks only while the input
+// channel is full. Responses that depend on durability arrive after the
+// Log's done. Unsupported request types and versions are answered with
+// UNSUPPORTED_VERSION.
+func (c *Coordinator) Do(req kmsg.Request) <-chan kmsg.Response {
+	return c.DoFrom(Client{}, req)
+}
+
+// DoFrom is Do for a request from a known client, whose id and address
+// go into member ids and DescribeGroups.
+func (c *Coordinator) DoFrom(client Client, req kmsg.Request) <-chan kmsg.Response {
+	cl := newCall(req, client)
+	if req == nil {
+		cl.ch <- nil // nothing to answer with; a broker never does this
+		return cl.ch
+	}
+	if lo, hi, ok := Versions(req.Key()); !ok || req.GetVersion() < lo || req.GetVersion() > hi {
+		cl.ch <- errorResponse(req, kerr.UnsupportedVersion.Code)
+		return cl.ch
+	}
+	if !c.send(message{call: cl}) {
+		cl.ch <- errorResponse(req, kerr.CoordinatorNotAvailable.Code)
+	}
+	return cl.ch
+}
+
+// send queues m for the owner; false once the coordinator is closing.
+func (c *Coordinator) send(m message) bool {
+	c.closeMu.RLock()
+	defer c.closeMu.RUnlock()
+	if c.closed {
+		return false
+	}
+	select {
+	case c.in <- m:
+		return true
+	case <-c.quit:
+		return false
+	}
+}
+
+// Load applies the offsets log (all partitions, each in offset order)
+// and then marks the coordinator loaded. Until Load returns, every group
+// request is answered with COORDINATOR_LOAD_IN_PROGRESS. It is called
+// once, from a goroutine of the broker's. Record key versions this
+// package does not know (the consumer protocol's) are skipped; a record
+// that does not decode fails the load with a *CorruptRecordError, after
+// which requests are answered with COORDINATOR_NOT_AVAILABLE.
+func (c *Coordinator) Load(ctx context.Context, recs iter.Seq2[Record, error]) error {
+	first := false
+	c.loadOnce.Do(func() { first = true })
+	if !first {
+		return ErrLoaded
+	}
+	now := c.opts.Now()
+	st := newState(c.env)
+	var n int64
+	var loadErr error
+	for r, err := range recs {
+		if err != nil {
+			loadErr = fmt.Errorf("group: reading the offsets log: %w", err)
+			break
+		}
+		if n%1024 == 0 {
+			if err := ctx.Err(); err != nil {
+				loadErr = err
+				break
+			}
+		}
+		d, err := decodeRecord(r)
+		if err != nil {
+			loadErr = &CorruptRecordError{Index: n, Err: err}
+			break
+		}
+		n++
+		if d.kind != kindSkip {
+			st.apply(d, now)
+		}
+	}
+	if loadErr != nil {
+		st = nil
+	} else {
+		for _, g := range st.groups {
+			st.touch(g)
+		}
+		st.settle(now)
+	}
+	ack, took := make(chan struct{}), false
+	if !c.send(message{loaded: st, ack: ack, took: &took}) {
+		return ErrClosed
+	}
+	<-ack
+	if !took {
+		return ErrClosed
+	}
+	if loadErr != nil {
+		c.log.Error("group: loading the offsets log failed", "err", loadErr)
+		return loadErr
+	}
+	c.log.Info("group: offsets log loaded", "records", n, "groups", len(st.groups))
+	return nil
+}
+
+// Groups snapshots every group.
+func (c *Coordinator) Groups() []GroupInfo {
+	var out []GroupInfo
+	c.inspect(func(st *state) {
+		if st != nil {
+			out = st.infos()
+		}
+	})
+	return out
+}
+
+// Committed snapshots one group's committed offsets: topic -> partition
+// -> offset. nil if the group is unknown.
+func (c *Coordinator) Committed(group string) map[string]map[int32]int64 {
+	var out map[string]map[int32]int64
+	c.inspect(func(st *state) {
+		if st != nil {
+			out = st.committed(group)
+		}
+	})
+	return out
+}
+
+func (c *Coordinator) inspect(fn func(*state)) {
+	ack := make(chan struct{})
+	if c.send(message{inspect: fn, ack: ack}) {
+		<-ack
+	}
+}
+
+// TopicsDeleted forgets (and tombstones) the committed offsets of
+// deleted topics. Called before Load, it applies once loaded.
+func (c *Coordinator) TopicsDeleted(names []string) {
+	if len(names) == 0 {
+		return
+	}
+	c.send(message{deleted: append([]string(nil), names...)})
+}
+
+// Close stops the goroutine and waits for it. Requests still waiting
+// (a parked JoinGroup, a commit not yet durable, requests queued) are
+// answered with COORDINATOR_NOT_AVAILABLE. Appends still in flight may
+// call done later; that is harmless.
+func (c *Coordinator) Close() {
+	c.close.Do(func() {
+		close(c.quit)
+		<-c.exited
+		c.closeMu.Lock()
+		c.closed = true
+		c.closeMu.Unlock()
+		for {
+			select {
+			case m := <-c.in:
+				if m.call != nil {
+					m.call.ch <- errorResponse(m.call.req, kerr.CoordinatorNotAvailable.Code)
+				}
+				if m.ack != nil {
+					close(m.ack)
+				}
+			default:
+				return
+			}
+		}
+	})
+	<-c.exited
+}
+
+// appended is called by a Log when an append is done: any goroutine,
+// possibly inside Append, never blocking.
+func (c *Coordinator) appended(id uint64, err error) {
+	c.doneMu.Lock()
+	c.dones = append(c.dones, completion{id, err})
+	c.doneMu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// owner is the owner goroutine's state.
+type owner struct {
+	c        *Coordinator
+	st       *state // nil until loaded
+	failed   bool   // Load failed
+	deleted  []string
+	open     map[*call]struct{} // accepted, not yet answered
+	writes   map[uint64]write   // appended, not yet done
+	nextID   uint64
+	timer    *time.Timer
+	timerSet bool
+}
+
+func (c *Coordinator) run() {
+	defer close(c.exited)
+	o := &owner{c: c, open: make(map[*call]struct{}), writes: make(map[uint64]write)}
+	o.timer = time.NewTimer(time.Hour)
+	o.timer.Stop()
+	defer o.timer.Stop()
+	for {
+		o.arm()
+		select {
+		case <-c.quit:
+			o.shutdown()
+			return
+		case m := <-c.in:
+			o.message(m)
+		case <-c.wake:
+			o.completions()
+		case <-o.timer.C:
+			o.timerSet = false
+			if o.st != nil {
+				now := c.opts.Now()
+				fx := &effects{}
+				o.st.tick(now, fx)
+				o.finish(now, fx)
+			}
+		}
+	}
+}
+
+// arm sets the timer to the earliest deadline: the goroutine sleeps
+// until there is something to do, never on a fixed ticker.
+func (o *owner) arm() {
+	if o.st == nil {
+		return
+	}
+	next := o.st.next()
+	if next.IsZero() {
+		if o.timerSet {
+			o.timer.Stop()
+			o.timerSet = false
+		}
+		return
+	}
+	o.timer.Reset(max(next.Sub(o.c.opts.Now()), 0))
+	o.timerSet = true
+}
+
+func (o *owner) message(m message) {
+	c := o.c
+	switch {
+	case m.call != nil:
+		if o.st == nil {
+			code := kerr.CoordinatorLoadInProgress.Code
+			if o.failed {
+				code = kerr.CoordinatorNotAvailable.Code
+			} else if _, ok := m.call.req.(*kmsg.SyncGroupRequest); ok {
+				// Kafka: the rebalance state is lost while loading;
+				// older clients do not expect LOAD_IN_PROGRESS here,
+				// and REBALANCE_IN_PROGRESS sends them back to join.
+				code = kerr.RebalanceInProgress.Code
+			}
+			m.call.ch <- errorResponse(m.call.req, code)
+			return
+		}
+		now := c.opts.Now()
+		o.open[m.call] = struct{}{}
+		fx := &effects{}
+		o.st.handle(now, m.call, fx)
+		o.finish(now, fx)
+	case m.took != nil: // Load's result
+		*m.took = true
+		if m.loaded == nil {
+			o.failed = true
+		} else {
+			o.st = m.loaded
+			if len(o.deleted) > 0 {
+				now := c.opts.Now()
+				fx := &effects{}
+				o.st.topicsDeleted(now, o.deleted, fx)
+				o.deleted = nil
+				o.finish(now, fx)
+			}
+		}
+		close(m.ack)
+	case m.inspect != nil:
+		m.inspect(o.st)
+		close(m.ack)
+	case m.deleted != nil:
+		if o.st == nil {
+			if len(o.deleted) < 1<<16 { // bounded; a broker deletes few topics before loading
+				o.deleted = append(o.deleted, m.deleted...)
+			}
+			return
+		}
+		now := c.opts.Now()
+		fx := &effects{}
+		o.st.topicsDeleted(now, m.deleted, fx)
+		o.finish(now, fx)
+	}
+}
+
+func (o *owner) completions() {
+	c := o.c
+	c.doneMu.Lock()
+	dones := c.dones
+	c.dones = nil
+	c.doneMu.Unlock()
+	now := c.opts.Now()
+	fx := &effects{}
+	for _, d := range dones {
+		w, ok := o.writes[d.id]
+		if !ok {
+			c.log.Error("group: Log called done twice", "append", d.id)
+			continue
+		}
+		delete(o.writes, d.id)
+		o.st.complete(now, w, d.err, fx)
+	}
+	o.finish(now, fx)
+}
+
+// finish carries out a step's effects: answers first, then appends (an
+// append may complete synchronously; its continuation runs in a later
+// step, from completions), then rescheduling.
+func (o *owner) finish(now time.Time, fx *effects) {
+	for _, r := range fx.replies {
+		o.answer(r.to, r.resp)
+	}
+	for _, w := range fx.writes {
+		o.nextID++
+		id := o.nextID
+		o.writes[id] = w
+		p := Partition(w.group, o.c.opts.NumPartitions)
+		o.c.opts.Log.Append(p, w.recs, func(err error) { o.c.appended(id, err) })
+	}
+	o.st.settle(now)
+}
+
+func (o *owner) answer(to *call, resp kmsg.Response) {
+	if to.answered {
+		// Our own state is broken; answering twice would break the
+		// broker's response ordering, so drop it loudly instead.
+		o.c.log.Error("group: request answered twice", "key", to.req.Key())
+		return
+	}
+	to.answered = true
+	delete(o.open, to)
+	to.ch <- resp
+}
+
+// shutdown answers everything still open with COORDINATOR_NOT_AVAILABLE.
+func (o *owner) shutdown() {
+	code := kerr.CoordinatorNotAvailable.Code
+	for cl := range o.open {
+		if !cl.answered {
+			cl.answered = true
+			cl.ch <- errorResponse(cl.req, code)
+		}
+	}
+	o.open = nil
+}

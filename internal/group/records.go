@@ -1,0 +1,206 @@
+package group
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"time"
+	"unicode/utf16"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// The record versions this package writes, the same ones Kafka writes,
+// so Kafka's tools can read our __consumer_offsets. docs/format/groups.md
+// has the byte layouts.
+const (
+	offsetKeyVersion   = 1 // OffsetCommitKey; versions 0 and 1 share one layout
+	offsetValueVersion = 3 // OffsetCommitValue with the committed leader epoch
+	groupKeyVersion    = 2 // GroupMetadataKey
+	groupValueVersion  = 3 // GroupMetadataValue with static member instance ids
+
+	// Newest value versions Load understands; newer ones are refused
+	// rather than misread.
+	maxOffsetValueVersion = 4
+	maxGroupValueVersion  = 4
+
+	// Key versions from here up belong to the consumer (KIP-848)
+	// protocol and to share groups; Load skips them for now.
+	firstUnknownKeyVersion = 3
+)
+
+// errCorrupt is wrapped by every CorruptRecordError.
+var errCorrupt = errors.New("group: corrupt offsets-log record")
+
+// CorruptRecordError reports a record of the offsets log that Load
+// could not decode. Index counts the records Load had seen before it,
+// across all partitions.
+type CorruptRecordError struct {
+	Index int64
+	Err   error
+}
+
+func (e *CorruptRecordError) Error() string {
+	return fmt.Sprintf("%v at record %d: %v", errCorrupt, e.Index, e.Err)
+}
+
+func (e *CorruptRecordError) Unwrap() []error { return []error{errCorrupt, e.Err} }
+
+// Partition is the offsets-log partition of a group: Kafka's
+// abs(javaStringHashCode(id)) % n, so a group lands where Kafka would put
+// it. It returns 0 when n <= 0.
+func Partition(groupID string, n int32) int32 {
+	if n <= 0 {
+		return 0
+	}
+	// Java hashes the UTF-16 code units of the string it decoded from
+	// the wire; []rune turns invalid UTF-8 into U+FFFD as Java's decoder
+	// does.
+	var h int32
+	for _, u := range utf16.Encode([]rune(groupID)) {
+		h = 31*h + int32(u)
+	}
+	if h == math.MinInt32 { // Kafka's Utils.abs
+		h = 0
+	} else if h < 0 {
+		h = -h
+	}
+	return h % n
+}
+
+func millis(t time.Time) int64 { return t.UnixMilli() }
+
+func offsetKey(group, topic string, partition int32) []byte {
+	k := kmsg.OffsetCommitKey{Version: offsetKeyVersion, Group: group, Topic: topic, Partition: partition}
+	return k.AppendTo(nil)
+}
+
+func offsetRecord(group, topic string, partition int32, o offset) Record {
+	v := kmsg.NewOffsetCommitValue()
+	v.Version = offsetValueVersion
+	v.Offset = o.offset
+	v.LeaderEpoch = o.leaderEpoch
+	v.Metadata = o.metadata
+	v.CommitTimestamp = millis(o.committed)
+	return Record{Key: offsetKey(group, topic, partition), Value: v.AppendTo(nil)}
+}
+
+func offsetTombstone(group, topic string, partition int32) Record {
+	return Record{Key: offsetKey(group, topic, partition)}
+}
+
+func groupKey(group string) []byte {
+	k := kmsg.GroupMetadataKey{Version: groupKeyVersion, Group: group}
+	return k.AppendTo(nil)
+}
+
+func groupTombstone(group string) Record { return Record{Key: groupKey(group)} }
+
+// groupRecord is the GroupMetadataValue of g as it stands, with
+// assignment (member id to assignment; nil = the members' current ones).
+func groupRecord(g *classicGroup, now time.Time, assignment map[string][]byte) Record {
+	v := kmsg.NewGroupMetadataValue()
+	v.Version = groupValueVersion
+	v.ProtocolType = g.protocolType
+	v.Generation = g.generation
+	if g.protocol != "" {
+		v.Protocol = kmsg.StringPtr(g.protocol)
+	}
+	if g.leader != "" {
+		v.Leader = kmsg.StringPtr(g.leader)
+	}
+	v.CurrentStateTimestamp = millis(now)
+	for _, id := range g.order {
+		m := g.members[id]
+		vm := kmsg.NewGroupMetadataValueMember()
+		vm.MemberID = m.id
+		vm.InstanceID = m.instanceID
+		vm.ClientID = m.clientID
+		vm.ClientHost = m.clientHost
+		vm.RebalanceTimeoutMillis = int32(m.rebalanceTimeout / time.Millisecond)
+		vm.SessionTimeoutMillis = int32(m.sessionTimeout / time.Millisecond)
+		vm.Subscription = m.metadataFor(g.protocol)
+		if assignment != nil {
+			vm.Assignment = assignment[m.id]
+		} else {
+			vm.Assignment = m.assignment
+		}
+		if vm.Assignment == nil {
+			vm.Assignment = []byte{}
+		}
+		if vm.Subscription == nil {
+			vm.Subscription = []byte{}
+		}
+		v.Members = append(v.Members, vm)
+	}
+	return Record{Key: groupKey(g.id), Value: v.AppendTo(nil)}
+}
+
+// recordKind says what a decoded record is.
+type recordKind int8
+
+const (
+	kindSkip   recordKind = iota // a key version this package does not own yet
+	kindOffset                   // OffsetCommitKey
+	kindGroup                    // GroupMetadataKey
+)
+
+// decoded is one offsets-log record, decoded. A nil value is a tombstone.
+type decoded struct {
+	kind      recordKind
+	group     string
+	topic     string
+	partition int32
+	offset    *kmsg.OffsetCommitValue
+	meta      *kmsg.GroupMetadataValue
+}
+
+// decodeRecord decodes r. It never panics, whatever the bytes.
+func decodeRecord(r Record) (decoded, error) {
+	if len(r.Key) < 2 {
+		return decoded{}, fmt.Errorf("key of %d bytes has no version", len(r.Key))
+	}
+	version := int16(uint16(r.Key[0])<<8 | uint16(r.Key[1]))
+	switch {
+	case version < 0:
+		return decoded{}, fmt.Errorf("negative key version %d", version)
+	case version >= firstUnknownKeyVersion:
+		return decoded{kind: kindSkip}, nil
+	case version <= 1:
+		var k kmsg.OffsetCommitKey
+		if err := k.ReadFrom(r.Key); err != nil {
+			return decoded{}, fmt.Errorf("offset commit key: %w", err)
+		}
+		d := decoded{kind: kindOffset, group: k.Group, topic: k.Topic, partition: k.Partition}
+		if r.Value == nil {
+			return d, nil
+		}
+		v := new(kmsg.OffsetCommitValue)
+		if err := v.ReadFrom(r.Value); err != nil {
+			return decoded{}, fmt.Errorf("offset commit value: %w", err)
+		}
+		if v.Version < 0 || v.Version > maxOffsetValueVersion {
+			return decoded{}, fmt.Errorf("offset commit value version %d", v.Version)
+		}
+		d.offset = v
+		return d, nil
+	default: // 2
+		var k kmsg.GroupMetadataKey
+		if err := k.ReadFrom(r.Key); err != nil {
+			return decoded{}, fmt.Errorf("group metadata key: %w", err)
+		}
+		d := decoded{kind: kindGroup, group: k.Group}
+		if r.Value == nil {
+			return d, nil
+		}
+		v := new(kmsg.GroupMetadataValue)
+		if err := v.ReadFrom(r.Value); err != nil {
+			return decoded{}, fmt.Errorf("group metadata value: %w", err)
+		}
+		if v.Version < 0 || v.Version > maxGroupValueVersion {
+			return decoded{}, fmt.Errorf("group metadata value version %d", v.Version)
+		}
+		d.meta = v
+		return d, nil
+	}
+}
