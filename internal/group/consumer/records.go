@@ -14,7 +14,7 @@ import (
 // classic group metadata and 3 to 16-odd for its own KIP-848 records, whose
 // values are encoded differently from ours; this package's keys use 1001 to
 // 1004 so that they never collide with any of them. The layout is
-// documented in docs/format/groups.md.
+// documented in docs/format/groups-consumer.md.
 const (
 	keyGroup   uint16 = 1001 // group epoch, assignment epoch, subscribed topic metadata
 	keyMember  uint16 = 1002 // one member's metadata (subscription, IDs, timeouts)
