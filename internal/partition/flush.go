@@ -106,6 +106,12 @@ func (f *PendingFlush) Finish(err error) (FlushState, error) {
 // partition over retention.bytes. The active segment is never deleted. It
 // returns how many segments went.
 func (p *Partition) EnforceRetention(now time.Time) (int, error) {
+	// A compaction in progress holds segments it is rewriting; retention
+	// tries again at its next round rather than wait for it.
+	if !p.compactMu.TryLock() {
+		return 0, nil
+	}
+	defer p.compactMu.Unlock()
 	p.mu.Lock()
 	cfg := p.mu.cfg
 	var total int64
@@ -119,9 +125,9 @@ func (p *Partition) EnforceRetention(now time.Time) (int, error) {
 			break
 		}
 		below := s.Next() <= p.mu.logStart
-		oversize := cfg.RetentionBytes >= 0 && total-s.Size() >= cfg.RetentionBytes
+		oversize := !cfg.NoDelete && cfg.RetentionBytes >= 0 && total-s.Size() >= cfg.RetentionBytes
 		expired := false
-		if cfg.RetentionMs >= 0 && !below && !oversize {
+		if !cfg.NoDelete && cfg.RetentionMs >= 0 && !below && !oversize {
 			maxTS, err := s.LoadMaxTimestamp(p.env)
 			if err != nil {
 				p.mu.Unlock()
@@ -163,6 +169,8 @@ func (p *Partition) EnforceRetention(now time.Time) (int, error) {
 // is flushed before TruncateTo returns, so a checkpoint taken next may
 // record it.
 func (p *Partition) TruncateTo(offset int64) error {
+	p.compactMu.Lock()
+	defer p.compactMu.Unlock()
 	p.flushMu.Lock()
 	p.mu.Lock()
 	if p.mu.err != nil {
@@ -213,6 +221,7 @@ func (p *Partition) TruncateTo(offset int64) error {
 	if p.mu.logStart > p.mu.end {
 		p.mu.logStart = p.mu.end
 	}
+	p.mu.cleanedTo = min(p.mu.cleanedTo, p.mu.end)
 	p.mu.created = p.now()
 	p.mu.dirty, p.mu.dirDirty = true, true
 	p.notifyLocked()

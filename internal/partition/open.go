@@ -72,6 +72,11 @@ func Open(o Options, cp *FlushState) (*Partition, RecoveryStats, error) {
 	if err != nil {
 		return nil, st, fmt.Errorf("partition: open %s: %w", o.Dir, err)
 	}
+	// A compaction interrupted by a crash: discard its uncommitted
+	// output, complete its committed swaps.
+	if names, err = finishCompaction(o.FS, o.Dir, names); err != nil {
+		return nil, st, err
+	}
 	var bases []int64
 	for _, n := range names {
 		if base, suf, ok := segment.ParseName(n); ok && suf == segment.LogSuffix {

@@ -9,7 +9,8 @@
 // writes it into the active segment once the WAL has made it durable, and
 // only then do readers see it.
 //
-// A Partition is safe for concurrent use. Lock order: flushMu, then mu.
+// A Partition is safe for concurrent use. Lock order: compactMu, flushMu,
+// then mu.
 // Apply is called from one goroutine at a time (the WAL's completion
 // goroutine, or recovery).
 package partition
@@ -17,6 +18,7 @@ package partition
 import (
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"sync"
 	"time"
@@ -56,6 +58,28 @@ type Config struct {
 	IndexIntervalBytes int64         // index.interval.bytes
 	MaxMessageBytes    int           // max.message.bytes
 	TimestampType      TimestampType // message.timestamp.type
+
+	// Compact is set when cleanup.policy includes compact: the
+	// background cleaner keeps the last record of every key (Compact).
+	Compact bool
+	// NoDelete is set when cleanup.policy lacks delete (compact alone):
+	// retention.ms and retention.bytes then delete nothing, as in Kafka;
+	// segments wholly below the log start offset still go.
+	NoDelete bool
+	// DeleteRetention is delete.retention.ms: how long compaction keeps a
+	// tombstone (see Compact for the rule).
+	DeleteRetention time.Duration
+	// MinCleanableDirtyRatio is min.cleanable.dirty.ratio: the share of
+	// the cleanable log not yet compacted above which the cleaner picks
+	// the partition.
+	MinCleanableDirtyRatio float64
+	// MinCompactionLag is min.compaction.lag.ms: segments holding a record
+	// younger than this are not compacted yet.
+	MinCompactionLag time.Duration
+	// MaxCompactionLag is max.compaction.lag.ms: a partition with a dirty
+	// segment whose records are all older than this is compacted whatever
+	// its dirty ratio. Zero or negative means no limit.
+	MaxCompactionLag time.Duration
 }
 
 // DefaultConfig returns Kafka's defaults.
@@ -68,6 +92,10 @@ func DefaultConfig() Config {
 		IndexIntervalBytes: 4096,
 		MaxMessageBytes:    1048588,
 		TimestampType:      CreateTime,
+
+		DeleteRetention:        24 * time.Hour,
+		MinCleanableDirtyRatio: 0.5,
+		MaxCompactionLag:       math.MaxInt64,
 	}
 }
 
@@ -85,6 +113,15 @@ func (c Config) Validate() error {
 	}
 	if c.MaxMessageBytes < 0 {
 		errs = append(errs, fmt.Errorf("max.message.bytes %d negative", c.MaxMessageBytes))
+	}
+	if c.DeleteRetention < 0 {
+		errs = append(errs, fmt.Errorf("delete.retention.ms %v negative", c.DeleteRetention))
+	}
+	if !(c.MinCleanableDirtyRatio >= 0 && c.MinCleanableDirtyRatio <= 1) {
+		errs = append(errs, fmt.Errorf("min.cleanable.dirty.ratio %v outside [0, 1]", c.MinCleanableDirtyRatio))
+	}
+	if c.MinCompactionLag < 0 {
+		errs = append(errs, fmt.Errorf("min.compaction.lag.ms %v negative", c.MinCompactionLag))
 	}
 	return errors.Join(errs...)
 }
@@ -116,8 +153,11 @@ type Partition struct {
 	env *segment.Env
 	now func() time.Time
 
-	flushMu sync.Mutex // serialises Flush and TruncateTo
-	mu      struct {
+	// compactMu serialises Compact with TruncateTo and retention, the
+	// other changes to sealed segments. Lock order: compactMu, flushMu, mu.
+	compactMu sync.Mutex
+	flushMu   sync.Mutex // serialises Flush and TruncateTo
+	mu        struct {
 		sync.RWMutex
 		cfg      Config
 		segs     []*segment.Segment // ordered by base; the last is active
@@ -130,6 +170,10 @@ type Partition struct {
 		err      error // latched: the partition is read-only
 		closed   bool
 		changed  chan struct{} // closed and replaced when end or logStart moves
+		// cleanedTo is where the dirty (not yet compacted) log starts.
+		// It lives in memory only: after a restart the first pass
+		// treats the whole log as dirty.
+		cleanedTo int64
 	}
 }
 
