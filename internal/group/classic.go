@@ -26,17 +26,17 @@ func (s groupState) String() string { return stateNames[s] }
 
 // member is one member of a classic group.
 type member struct {
-	id                 string
-	instanceID         *string // static membership (KIP-345)
-	clientID           string
-	clientHost         string
-	rebalanceTimeout   time.Duration
-	sessionTimeout     time.Duration
-	protocols          []kmsg.JoinGroupRequestProtocol
-	assignment         []byte
-	join               *call     // a JoinGroup parked until the join phase completes
-	sync               *call     // a SyncGroup parked until the leader's assignment is stored
-	expires            time.Time // session deadline; ignored while a call is parked
+	id               string
+	instanceID       *string // static membership (KIP-345)
+	clientID         string
+	clientHost       string
+	rebalanceTimeout time.Duration
+	sessionTimeout   time.Duration
+	protocols        []kmsg.JoinGroupRequestProtocol
+	assignment       []byte
+	join             *call     // a JoinGroup parked until the join phase completes
+	sync             *call     // a SyncGroup parked until the leader's assignment is stored
+	expires          time.Time // session deadline; ignored while a call is parked
 }
 
 func (m *member) metadataFor(protocol string) []byte {
@@ -96,8 +96,8 @@ type classicGroup struct {
 	leader       string
 
 	members map[string]*member
-	order   []string          // member ids in join order: leader succession, deterministic output
-	static  map[string]string // instance id -> member id
+	order   []string             // member ids in join order: leader succession, deterministic output
+	static  map[string]string    // instance id -> member id
 	pending map[string]time.Time // members told MEMBER_ID_REQUIRED -> when they expire
 
 	// PreparingRebalance: the join phase ends at joinDeadline, or as
