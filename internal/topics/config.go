@@ -56,11 +56,11 @@ const (
 // other name is refused.
 var Defs = []Def{
 	{Name: "cleanup.policy", Type: TypeList, Default: "delete", BrokerName: "log.cleanup.policy",
-		Doc: "How old segments are discarded: delete (by retention). compact is not supported yet.", check: checkCleanupPolicy},
+		Doc: "How old records are discarded: delete (retention.ms and retention.bytes delete old segments), compact (the background cleaner keeps the last record of every key; records need keys), or both (compact,delete).", check: checkCleanupPolicy},
 	{Name: "compression.type", Type: TypeString, Default: "producer", BrokerName: "compression.type",
 		Doc: "Batches are stored as producers compress them; only producer is supported (no recompression).", check: checkCompressionType},
 	{Name: "delete.retention.ms", Type: TypeLong, Default: "86400000", BrokerName: "log.cleaner.delete.retention.ms",
-		Doc: "Stored for compaction (not yet effective).", check: nonNegative},
+		Doc: "How long compaction keeps a tombstone: one is removed once its batch's max timestamp is older than this.", check: nonNegative},
 	{Name: "file.delete.delay.ms", Type: TypeLong, Default: "60000", BrokerName: "log.segment.delete.delay.ms",
 		Doc: "Stored; segments are deleted as soon as no reader holds them.", check: nonNegative},
 	{Name: "flush.messages", Type: TypeLong, Default: longMax, BrokerName: "log.flush.interval.messages",
@@ -70,7 +70,7 @@ var Defs = []Def{
 	{Name: "index.interval.bytes", Type: TypeInt, Default: "4096", BrokerName: "log.index.interval.bytes",
 		Doc: "Bytes of log between entries of the sparse offset index.", check: nonNegative},
 	{Name: "max.compaction.lag.ms", Type: TypeLong, Default: longMax, BrokerName: "log.cleaner.max.compaction.lag.ms",
-		Doc: "Stored for compaction (not yet effective).", check: positive},
+		Doc: "A compacted partition with a dirty segment whose records are all older than this is compacted whatever its dirty ratio.", check: positive},
 	{Name: "max.message.bytes", Type: TypeInt, Default: "1048588", BrokerName: "message.max.bytes",
 		Doc: "Largest record batch accepted, in bytes.", check: nonNegative},
 	{Name: "message.timestamp.after.max.ms", Type: TypeLong, Default: "3600000", BrokerName: "log.message.timestamp.after.max.ms",
@@ -80,9 +80,9 @@ var Defs = []Def{
 	{Name: "message.timestamp.type", Type: TypeString, Default: "CreateTime", BrokerName: "log.message.timestamp.type",
 		Doc: "CreateTime keeps the producer's timestamps; LogAppendTime stamps batches with the broker's clock.", check: checkTimestampType},
 	{Name: "min.cleanable.dirty.ratio", Type: TypeDouble, Default: "0.5", BrokerName: "log.cleaner.min.cleanable.ratio",
-		Doc: "Stored for compaction (not yet effective).", check: checkRatio},
+		Doc: "Share of a compacted partition's cleanable log not yet compacted above which the cleaner picks it.", check: checkRatio},
 	{Name: "min.compaction.lag.ms", Type: TypeLong, Default: "0", BrokerName: "log.cleaner.min.compaction.lag.ms",
-		Doc: "Stored for compaction (not yet effective).", check: nonNegative},
+		Doc: "Segments holding a record younger than this are not compacted yet.", check: nonNegative},
 	{Name: "min.insync.replicas", Type: TypeInt, Default: "1", BrokerName: "min.insync.replicas",
 		Doc: "Stored; a single node is its own in-sync replica set.", check: positive},
 	{Name: "preallocate", Type: TypeBoolean, Default: "false", BrokerName: "log.preallocate",
@@ -192,6 +192,13 @@ func PartitionConfig(eff map[string]string) (partition.Config, error) {
 	if eff["message.timestamp.type"] == "LogAppendTime" {
 		c.TimestampType = partition.LogAppendTime
 	}
+	policies := ListValues(eff["cleanup.policy"])
+	c.Compact = slices.Contains(policies, "compact")
+	c.NoDelete = !slices.Contains(policies, "delete")
+	c.DeleteRetention = millis(mustInt(eff["delete.retention.ms"]))
+	c.MinCleanableDirtyRatio, _ = strconv.ParseFloat(eff["min.cleanable.dirty.ratio"], 64)
+	c.MinCompactionLag = millis(mustInt(eff["min.compaction.lag.ms"]))
+	c.MaxCompactionLag = millis(mustInt(eff["max.compaction.lag.ms"]))
 	if err := c.Validate(); err != nil {
 		return c, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
 	}
@@ -308,15 +315,11 @@ func ListValues(v string) []string {
 func checkCleanupPolicy(v string) error {
 	vals := ListValues(v)
 	if len(vals) == 0 {
-		return errors.New("must list delete")
+		return errors.New("must list delete, compact or both")
 	}
 	for _, p := range vals {
-		switch p {
-		case "delete":
-		case "compact":
-			return errors.New("compact is not supported yet (log compaction comes in a later release); use delete")
-		default:
-			return fmt.Errorf("unknown policy %q; valid: delete", p)
+		if p != "delete" && p != "compact" {
+			return fmt.Errorf("unknown policy %q; valid: delete, compact", p)
 		}
 	}
 	return nil

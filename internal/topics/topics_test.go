@@ -3,11 +3,13 @@ package topics
 import (
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluice-io/sluice/internal/vfs"
 )
@@ -164,10 +166,10 @@ func TestValidateReportsEverything(t *testing.T) {
 		"retention.ms":     "abc",
 		"segment.bytes":    "1",
 		"no.such.config":   "1",
-		"cleanup.policy":   "compact",
+		"cleanup.policy":   "compact,shred",
 		"compression.type": "gzip",
 	})
-	for _, want := range []string{"retention.ms", "segment.bytes", "no.such.config", "compact is not supported", "recompression"} {
+	for _, want := range []string{"retention.ms", "segment.bytes", "no.such.config", `unknown policy "shred"`, "recompression"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("missing %q in %v", want, err)
 		}
@@ -188,6 +190,41 @@ func TestPartitionConfig(t *testing.T) {
 	}
 	if c.SegmentBytes != 1<<20 || c.RetentionMs >= 0 || c.TimestampType != 1 || c.MaxMessageBytes != 1048588 {
 		t.Fatalf("%+v", c)
+	}
+	if c.Compact || c.NoDelete || c.DeleteRetention != 24*time.Hour || c.MinCleanableDirtyRatio != 0.5 ||
+		c.MinCompactionLag != 0 || c.MaxCompactionLag != math.MaxInt64 {
+		t.Fatalf("compaction defaults: %+v", c)
+	}
+}
+
+// TestCompactPolicy maps cleanup.policy and the compaction configs, with
+// their broker-level defaults, to the partition's tunables.
+func TestCompactPolicy(t *testing.T) {
+	broker := map[string]string{"delete.retention.ms": "1000", "min.cleanable.dirty.ratio": "0.25", "min.compaction.lag.ms": "5"}
+	for policy, want := range map[string][2]bool{
+		"delete":          {false, false},
+		"compact":         {true, true},
+		"compact,delete":  {true, false},
+		"delete, compact": {true, false},
+	} {
+		c, err := PartitionConfig(Effective(broker, map[string]string{"cleanup.policy": policy, "max.compaction.lag.ms": "60000"}))
+		if err != nil {
+			t.Fatalf("%s: %v", policy, err)
+		}
+		if c.Compact != want[0] || c.NoDelete != want[1] || c.DeleteRetention != time.Second ||
+			c.MinCleanableDirtyRatio != 0.25 || c.MinCompactionLag != 5*time.Millisecond || c.MaxCompactionLag != time.Minute {
+			t.Fatalf("%s: %+v", policy, c)
+		}
+	}
+	for _, bad := range []string{"", "compact,", "Compact", "compact;delete"} {
+		if err := CheckValue("cleanup.policy", bad); err == nil && bad != "compact," {
+			t.Errorf("cleanup.policy %q accepted", bad)
+		}
+	}
+	for _, name := range []string{"log.cleaner.delete.retention.ms", "log.cleaner.min.cleanable.ratio", "log.cleaner.min.compaction.lag.ms", "log.cleaner.max.compaction.lag.ms"} {
+		if _, ok := LookupBroker(name); !ok {
+			t.Errorf("no topic config for broker config %s", name)
+		}
 	}
 }
 
