@@ -18,7 +18,7 @@ func TestPartition(t *testing.T) {
 		{"test-group", 12},
 		{"", 0},
 		{"console-consumer-12345", 6},
-		{"grüppe-😀", 14},           // non-ASCII and a surrogate pair
+		{"grüppe-😀", 14},          // non-ASCII and a surrogate pair
 		{"polygenelubricants", 0}, // hashCode is MinInt32
 	} {
 		if got := Partition(tc.id, 50); got != tc.want {
@@ -53,3 +53,5 @@ func contains(s, sub string) bool {
 	}
 	return false
 }
+
+func errorsAs(err error, target any) bool { return errors.As(err, target) }
