@@ -102,6 +102,11 @@ func (h *harness) advance(d time.Duration) {
 	fx := &effects{}
 	h.st.tick(h.now, fx)
 	h.run(fx)
+	// Whatever was due has been dealt with: a deadline still due would
+	// spin the owner goroutine.
+	if next := h.st.next(); !next.IsZero() && !next.After(h.now) {
+		h.t.Fatalf("deadline %v still due after a tick at %v", next, h.now)
+	}
 }
 
 func (h *harness) answered(c *call) bool { _, ok := h.answers[c]; return ok }

@@ -262,14 +262,21 @@ func (st *state) retentionDeadline(g *group) time.Time {
 	}
 	c := g.classic
 	retention := st.env.opts.OffsetsRetention
-	if c.state == stateEmpty && len(c.pending) == 0 && g.numOffsets() == 0 {
+	if c.state == stateEmpty && g.numOffsets() == 0 {
+		if len(c.pending) > 0 {
+			return time.Time{} // the pending members' expiry wakes it
+		}
 		return c.stateSince.Add(emptyGroupGrace)
 	}
+	// Every deadline returned must be one expire acts on, or the owner
+	// would wake up again at once.
 	switch {
 	case c.state == stateEmpty && c.protocolType != "":
 		return c.stateSince.Add(retention)
 	case c.protocolType == "":
-		return oldestCommit(g, nil).Add(retention)
+		if t := oldestCommit(g, nil); !t.IsZero() {
+			return t.Add(retention)
+		}
 	case c.state == stateStable:
 		if subs, ok := c.subscribedTopics(); ok {
 			if t := oldestCommit(g, subs); !t.IsZero() {
