@@ -158,6 +158,7 @@ func (e *Engine) checkpoint(trim bool) error {
 		return err
 	}
 	e.lastCP = cp.parts
+	e.durable.Store(&cp.parts)
 	e.checkpointed.Store(lsn)
 	e.stats.checkpoints.Add(1)
 	if trim {

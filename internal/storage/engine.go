@@ -63,6 +63,19 @@ type Options struct {
 	SyncFSMinPartitions int
 	// Partition is the configuration partitions start with.
 	Partition partition.Config
+
+	// CleanerBackoff is log.cleaner.backoff.ms: how often the background
+	// cleaner looks for a compacted partition to clean when it found
+	// none. Negative disables the background cleaner; Compact still works.
+	CleanerBackoff time.Duration
+	// CleanerDedupeBufferBytes is log.cleaner.dedupe.buffer.size: the
+	// memory one compaction's key map may take. One partition is
+	// compacted at a time.
+	CleanerDedupeBufferBytes int64
+	// CleanerIOBytesPerSecond is log.cleaner.io.max.bytes.per.second:
+	// the bytes a compaction may read and write per second. Zero means
+	// no limit (Kafka's default).
+	CleanerIOBytesPerSecond int64
 }
 
 // Defaults.
@@ -74,6 +87,8 @@ const (
 	DefaultFlushParallelism       = 16
 	DefaultOpenParallelism        = 8
 	DefaultSyncFSMinPartitions    = 32
+	DefaultCleanerBackoff         = 15 * time.Second
+	DefaultCleanerDedupeBytes     = partition.DefaultDedupeBufferBytes
 )
 
 func (o Options) withDefaults() Options {
@@ -110,6 +125,12 @@ func (o Options) withDefaults() Options {
 	if o.SyncFSMinPartitions == 0 {
 		o.SyncFSMinPartitions = DefaultSyncFSMinPartitions
 	}
+	if o.CleanerBackoff == 0 {
+		o.CleanerBackoff = DefaultCleanerBackoff
+	}
+	if o.CleanerDedupeBufferBytes == 0 {
+		o.CleanerDedupeBufferBytes = DefaultCleanerDedupeBytes
+	}
 	if o.Partition == (partition.Config{}) {
 		o.Partition = partition.DefaultConfig()
 	}
@@ -135,6 +156,12 @@ func (o Options) Validate() error {
 	}
 	if o.MaxOpenSegmentFiles < 0 || o.FlushParallelism < 0 || o.OpenParallelism < 0 || o.IndexCacheBytes < 0 {
 		errs = append(errs, errors.New("storage: negative limit"))
+	}
+	if o.CleanerDedupeBufferBytes < 0 {
+		errs = append(errs, fmt.Errorf("storage: CleanerDedupeBufferBytes %d negative", o.CleanerDedupeBufferBytes))
+	}
+	if o.CleanerIOBytesPerSecond < 0 {
+		errs = append(errs, fmt.Errorf("storage: CleanerIOBytesPerSecond %d negative", o.CleanerIOBytesPerSecond))
 	}
 	d := o.withDefaults()
 	if err := d.Partition.Validate(); err != nil {
@@ -167,15 +194,26 @@ type Engine struct {
 	createMu sync.Mutex // one partition creation at a time
 	cpMu     sync.Mutex // one checkpoint at a time; guards lastCP
 	lastCP   map[partKey]partition.FlushState
-	cpErr    atomic.Pointer[error]
-	kick     chan struct{}
-	stop     chan struct{}
-	bg       sync.WaitGroup
-	closeErr error
-	closeMu  sync.Once
+	// durable is lastCP as of the last checkpoint written, for the
+	// cleaner, which must not wait for a checkpoint to read it. The map
+	// is never changed once published.
+	durable atomic.Pointer[map[partKey]partition.FlushState]
+	// cleanMu runs one compaction at a time, so that one key map's
+	// memory is the cleaner's budget. Never held while taking cpMu.
+	cleanMu sync.Mutex
+	// cleanCtx is cancelled by Close, aborting a compaction in progress.
+	cleanCtx    context.Context
+	cleanCancel context.CancelFunc
+	cpErr       atomic.Pointer[error]
+	kick        chan struct{}
+	stop        chan struct{}
+	bg          sync.WaitGroup
+	closeErr    error
+	closeMu     sync.Once
 
 	stats struct {
 		appends, appendBytes, checkpoints, retentionDeleted atomic.Uint64
+		compactions, compactionFailures, compactedBytes     atomic.Uint64
 	}
 }
 
@@ -213,6 +251,7 @@ func Open(opts Options) (*Engine, RecoveryReport, error) {
 		kick:   make(chan struct{}, 1),
 		stop:   make(chan struct{}),
 	}
+	e.cleanCtx, e.cleanCancel = context.WithCancel(context.Background())
 	e.mu.parts = map[partKey]*partition.Partition{}
 	if err := opts.FS.MkdirAll(opts.Dir); err != nil {
 		return nil, rep, fmt.Errorf("storage: %w", err)
@@ -241,6 +280,7 @@ func Open(opts Options) (*Engine, RecoveryReport, error) {
 	e.applied.Store(end)
 	e.checkpointed.Store(cp.lsn)
 	e.lastCP = cp.parts
+	e.durable.Store(&cp.parts)
 	rep.Duration = time.Since(start)
 	e.log.Info("storage recovered", "dir", opts.Dir, "partitions", rep.Partitions, "segments", rep.Segments,
 		"scanned_bytes", rep.ScannedBytes, "truncated_bytes", rep.TruncatedBytes,
@@ -248,6 +288,10 @@ func Open(opts Options) (*Engine, RecoveryReport, error) {
 	e.bg.Add(2)
 	go e.checkpointLoop()
 	go e.retentionLoop()
+	if opts.CleanerBackoff > 0 {
+		e.bg.Add(1)
+		go e.cleanerLoop()
+	}
 	if rep.ReplayedRecords > 0 {
 		e.kickCheckpoint()
 	}
@@ -654,11 +698,14 @@ func (e *Engine) TruncateTo(p *partition.Partition, offset int64) error {
 // Stats is a snapshot of engine counters.
 type Stats struct {
 	Appends, AppendBytes, Checkpoints, RetentionDeleted uint64
-	WALEnd, Applied, Checkpointed                       uint64
-	OpenSegmentFiles                                    int
-	IndexCacheHits, IndexCacheMisses                    uint64
-	IndexCacheBytes                                     int64
-	WAL                                                 wal.Stats
+	// Compactions counts passes that rewrote something; CompactedBytes
+	// is the bytes they removed.
+	Compactions, CompactionFailures, CompactedBytes uint64
+	WALEnd, Applied, Checkpointed                   uint64
+	OpenSegmentFiles                                int
+	IndexCacheHits, IndexCacheMisses                uint64
+	IndexCacheBytes                                 int64
+	WAL                                             wal.Stats
 }
 
 // Stats returns a snapshot of the engine's counters.
@@ -667,7 +714,9 @@ func (e *Engine) Stats() Stats {
 	return Stats{
 		Appends: e.stats.appends.Load(), AppendBytes: e.stats.appendBytes.Load(),
 		Checkpoints: e.stats.checkpoints.Load(), RetentionDeleted: e.stats.retentionDeleted.Load(),
-		WALEnd: uint64(e.wal.End()), Applied: e.applied.Load(), Checkpointed: e.checkpointed.Load(),
+		Compactions: e.stats.compactions.Load(), CompactionFailures: e.stats.compactionFailures.Load(),
+		CompactedBytes: e.stats.compactedBytes.Load(),
+		WALEnd:         uint64(e.wal.End()), Applied: e.applied.Load(), Checkpointed: e.checkpointed.Load(),
 		OpenSegmentFiles: e.env.Files.Len(), IndexCacheHits: h, IndexCacheMisses: m, IndexCacheBytes: b,
 		WAL: e.wal.Stats(),
 	}
@@ -680,6 +729,7 @@ func (e *Engine) Env() *segment.Env { return e.env }
 // the WAL and every partition.
 func (e *Engine) Close() error {
 	e.closeMu.Do(func() {
+		e.cleanCancel()
 		close(e.stop)
 		e.bg.Wait()
 		var errs []error
