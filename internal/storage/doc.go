@@ -20,5 +20,11 @@
 // cut), then replay the WAL from the checkpoint position; replay skips what
 // the segments already hold, so it is idempotent.
 //
+// Compaction: for partitions with cleanup.policy=compact, a cleaner
+// goroutine compacts the dirtiest partition (partition.Compact) every
+// CleanerBackoff, one at a time, within CleanerDedupeBufferBytes of key map
+// and CleanerIOBytesPerSecond, and only below what the last checkpoint made
+// durable. Engine.Compact runs a pass now.
+//
 // An Engine is safe for concurrent use.
 package storage
