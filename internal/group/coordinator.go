@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sluice-io/sluice/internal/group/consumer"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -37,6 +38,35 @@ type TopicInfo struct {
 type Topics interface {
 	Topic(name string) (TopicInfo, bool)
 	TopicByID(id [16]byte) (TopicInfo, bool)
+	// List returns every topic. Consumer-protocol groups call it to
+	// resolve regular-expression subscriptions, once per metadata change.
+	List() []TopicInfo
+}
+
+// consumerTopics adapts Topics to consumer.Topics; the two TopicInfo
+// types have the same fields, kept apart so neither package imports the
+// other's interface.
+type consumerTopics struct{ t Topics }
+
+var _ consumer.Topics = consumerTopics{}
+
+func (a consumerTopics) Topic(name string) (consumer.TopicInfo, bool) {
+	t, ok := a.t.Topic(name)
+	return consumer.TopicInfo(t), ok
+}
+
+func (a consumerTopics) TopicByID(id [16]byte) (consumer.TopicInfo, bool) {
+	t, ok := a.t.TopicByID(id)
+	return consumer.TopicInfo(t), ok
+}
+
+func (a consumerTopics) List() []consumer.TopicInfo {
+	all := a.t.List()
+	out := make([]consumer.TopicInfo, len(all))
+	for i, t := range all {
+		out[i] = consumer.TopicInfo(t)
+	}
+	return out
 }
 
 // Client identifies the connection a request came from; Kafka builds

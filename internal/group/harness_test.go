@@ -22,6 +22,14 @@ func (f fakeTopics) TopicByID(id [16]byte) (TopicInfo, bool) {
 	return TopicInfo{}, false
 }
 
+func (f fakeTopics) List() []TopicInfo {
+	out := make([]TopicInfo, 0, len(f))
+	for _, t := range f {
+		out = append(out, t)
+	}
+	return out
+}
+
 var testTopics = fakeTopics{
 	"orders":   {Name: "orders", ID: [16]byte{1}, Partitions: 3},
 	"payments": {Name: "payments", ID: [16]byte{2}, Partitions: 1},

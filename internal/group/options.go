@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/sluice-io/sluice/internal/group/consumer"
 )
 
 // Defaults, named after the Kafka broker settings they mirror.
@@ -34,6 +36,11 @@ type Options struct {
 	OffsetsRetention       time.Duration // offsets.retention.minutes
 	MaxOffsetMetadataBytes int           // offset.metadata.max.bytes
 	MaxQueuedRequests      int           // bound of the coordinator's input channel
+
+	// Consumer configures the consumer-protocol (KIP-848) groups:
+	// group.consumer.session.timeout.ms, group.consumer.heartbeat.interval.ms,
+	// group.consumer.max.size and group.consumer.assignors.
+	Consumer consumer.Options
 }
 
 // withDefaults returns o with every zero value replaced by its default.
@@ -111,6 +118,9 @@ func (o Options) Validate() error {
 	}
 	if d.MaxQueuedRequests < 0 {
 		bad("MaxQueuedRequests %d is negative", o.MaxQueuedRequests)
+	}
+	if err := o.Consumer.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
