@@ -335,3 +335,90 @@ func crashEngineCompactionAt(t *testing.T, k int) int {
 	}
 	return ops
 }
+
+// TestCompactConcurrent compacts while appends, reads and checkpoints go
+// on (run it with -race): every acknowledged key's last value survives.
+func TestCompactConcurrent(t *testing.T) {
+	mem := vfs.NewMem()
+	o := compactOptions(mem)
+	e, _, err := Open(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	p, err := e.CreatePartition(partition.ID{Topic: "c", TopicID: topicID(15), Partition: 0}, compactedConfig(o))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	acked, latest := map[int64]kv{}, map[string]kv{}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { // the producer
+		defer wg.Done()
+		defer close(done)
+		r := rand.New(rand.NewPCG(21, 22))
+		for i := 0; i < 400; i++ {
+			xs := putKeys(t, e, p, r, []string{fmt.Sprint("k", r.IntN(10))})
+			mu.Lock()
+			for _, x := range xs {
+				acked[x.off], latest[x.key] = x, x
+			}
+			mu.Unlock()
+		}
+	}()
+	go func() { // a consumer reading from the start over and over
+		defer wg.Done()
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			start, end := p.Offsets()
+			for off := start; off < end; {
+				res, err := p.Read(off, 4<<10)
+				if err != nil || res.Range.Handle == nil {
+					t.Errorf("read %d: %v", off, err)
+					return
+				}
+				buf := make([]byte, res.Range.Len)
+				_, _ = res.Range.Handle.File().ReadAt(buf, res.Range.Pos)
+				res.Release()
+				for it := batch.NewIter(buf); it.Next(); {
+					if _, err := batch.Verify(it.Batch()); err != nil {
+						t.Errorf("batch at %d: %v", it.Header().BaseOffset, err)
+						return
+					}
+				}
+				off = res.Range.Last + 1
+			}
+		}
+	}()
+	passes := 0
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		default:
+		}
+		if err := e.Checkpoint(); err != nil {
+			t.Fatal(err)
+		}
+		st, err := e.Compact(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.SegmentsBefore > 0 {
+			passes++
+		}
+	}
+	wg.Wait()
+	if passes == 0 {
+		t.Fatal("no compaction ran alongside the workload")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	checkKeys(t, records(t, p), acked, latest)
+}
