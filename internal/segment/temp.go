@@ -70,33 +70,43 @@ func (s *Segment) CommitTemp() error {
 
 // InstallTemp renames a committed compaction output to the segment's plain
 // names, the log last. The caller has removed the segments it replaces
-// and synced the directory first, and syncs it again afterwards.
+// and synced the directory first, and syncs it again afterwards. It
+// changes no field, so readers may use the segment meanwhile (through its
+// own handle); Settle then records the new names.
 func (s *Segment) InstallTemp() error {
 	if s.tmp != SwapSuffix {
 		return fmt.Errorf("segment: install %s: not committed", s.Path(LogSuffix))
 	}
-	return s.renameTemp("")
+	return s.renameFiles(SwapSuffix, "")
 }
 
 func (s *Segment) renameTemp(to string) error {
-	for _, suf := range []string{IndexSuffix, TimeIndexSuffix, LogSuffix} {
-		from := s.Path(suf)
-		dst := filepath.Join(s.dir, Name(s.base)+suf+to)
-		if err := s.fs.Rename(from, dst); err != nil {
-			return fmt.Errorf("segment: rename %s: %w", from, err)
-		}
+	if err := s.renameFiles(s.tmp, to); err != nil {
+		return err
 	}
 	s.tmp = to
 	return nil
 }
 
+func (s *Segment) renameFiles(from, to string) error {
+	for _, suf := range []string{IndexSuffix, TimeIndexSuffix, LogSuffix} {
+		src := filepath.Join(s.dir, Name(s.base)+suf+from)
+		dst := filepath.Join(s.dir, Name(s.base)+suf+to)
+		if err := s.fs.Rename(src, dst); err != nil {
+			return fmt.Errorf("segment: rename %s: %w", src, err)
+		}
+	}
+	return nil
+}
+
 // Settle makes an installed compaction output an ordinary flushed segment:
-// its indexes go to the index cache and its handle is released, so reads
-// go through the caches like any sealed segment's. The caller holds the
-// owner's lock.
+// its files go by their plain names, its indexes go to the index cache and
+// its handle is released, so reads go through the caches like any sealed
+// segment's. The caller holds the owner's lock.
 func (s *Segment) Settle(env *Env) {
-	if s.active == nil || s.tmp != "" {
-		return // closed meanwhile, or not installed
+	s.tmp = ""
+	if s.active == nil {
+		return // closed meanwhile
 	}
 	if env != nil && env.Indexes != nil {
 		env.Indexes.Put(s.IndexKey(), s.offsets, s.times)
