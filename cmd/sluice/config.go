@@ -144,7 +144,7 @@ var configKeys = []configKey{
 	{Name: "log.index.interval.bytes", Default: "4096", Doc: "Default index.interval.bytes: log bytes between offset index entries.", set: topicDefault("index.interval.bytes")},
 	{Name: "message.max.bytes", Default: "1048588", Doc: "Default max.message.bytes: largest record batch accepted.", set: topicDefault("max.message.bytes")},
 	{Name: "log.message.timestamp.type", Default: "CreateTime", Doc: "Default message.timestamp.type: CreateTime or LogAppendTime.", set: topicDefault("message.timestamp.type")},
-	{Name: "log.cleanup.policy", Default: "delete", Doc: "Default cleanup.policy (compact is not supported yet).", set: topicDefault("cleanup.policy")},
+	{Name: "log.cleanup.policy", Default: "delete", Doc: "Default cleanup.policy: delete, compact or compact,delete.", set: topicDefault("cleanup.policy")},
 	{Name: "log.retention.check.interval.ms", Default: "300000", Doc: "How often retention runs.",
 		set: msKey(func(c *serveConfig) *time.Duration { return &c.opts.Storage.RetentionCheckInterval })},
 	{Name: "socket.request.max.bytes", Default: "104857600", Doc: "Largest request accepted; a larger one closes the connection.",
@@ -159,6 +159,35 @@ var configKeys = []configKey{
 		set: intKey(32, func(c *serveConfig) any { return &c.opts.FetchMaxBytes })},
 	{Name: "max.incremental.fetch.session.cache.slots", Default: "1000", Doc: "Fetch sessions (KIP-227) kept; the least recently used is evicted.",
 		set: intKey(32, func(c *serveConfig) any { return &c.opts.FetchSessionCacheSlots })},
+	{Name: "offsets.topic.num.partitions", Default: "50", Doc: "Partitions of the consumer-offsets topic, used when it is created.",
+		set: intKey(32, func(c *serveConfig) any { return &c.opts.OffsetsTopicPartitions })},
+	{Name: "group.initial.rebalance.delay.ms", Default: "3000", Doc: "How long a new group waits for more members before its first rebalance.",
+		set: func(c *serveConfig, v string) error {
+			if err := msKey(func(c *serveConfig) *time.Duration { return &c.opts.Group.InitialRebalanceDelay })(c, v); err != nil {
+				return err
+			}
+			if c.opts.Group.InitialRebalanceDelay == 0 {
+				c.opts.Group.InitialRebalanceDelay = -1 // zero means the default to the package
+			}
+			return nil
+		}},
+	{Name: "group.min.session.timeout.ms", Default: "6000", Doc: "Smallest session timeout a classic group member may ask for.",
+		set: msKey(func(c *serveConfig) *time.Duration { return &c.opts.Group.MinSessionTimeout })},
+	{Name: "group.max.session.timeout.ms", Default: "1800000", Doc: "Largest session timeout a classic group member may ask for.",
+		set: msKey(func(c *serveConfig) *time.Duration { return &c.opts.Group.MaxSessionTimeout })},
+	{Name: "group.max.size", Default: "10000", Doc: "Most members of one group.",
+		set: intKey(32, func(c *serveConfig) any { return &c.opts.Group.MaxGroupSize })},
+	{Name: "offsets.retention.minutes", Default: "10080", Doc: "Committed offsets of an empty group are kept this long.",
+		set: func(c *serveConfig, v string) error {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 32)
+			if err != nil || n < 1 {
+				return errors.New("not a positive number of minutes")
+			}
+			c.opts.Group.OffsetsRetention = time.Duration(n) * time.Minute
+			return nil
+		}},
+	{Name: "offset.metadata.max.bytes", Default: "4096", Doc: "Largest metadata string of a committed offset.",
+		set: intKey(32, func(c *serveConfig) any { return &c.opts.Group.MaxOffsetMetadataBytes })},
 	{Name: "wal.file.bytes", Default: "67108864", Doc: "Sluice: size of each write-ahead log file.",
 		set: intKey(64, func(c *serveConfig) any { return &c.opts.Storage.WAL.FileBytes })},
 	{Name: "wal.sync.delay.ms", Default: "0", Doc: "Sluice: hold a WAL sync back this long to group more appends into it; 0 syncs as soon as the writer is free.",

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluice-io/sluice/internal/broker"
+	"github.com/sluice-io/sluice/internal/group"
 	"github.com/sluice-io/sluice/internal/server"
 	"github.com/sluice-io/sluice/internal/storage"
 	"github.com/sluice-io/sluice/internal/topics"
@@ -67,6 +68,13 @@ func TestConfigTableMatchesPackageDefaults(t *testing.T) {
 		"checkpoint.interval.ms":                    itoa(int(storage.DefaultCheckpointInterval.Milliseconds())),
 		"log.retention.check.interval.ms":           itoa(int(storage.DefaultRetentionCheckInterval.Milliseconds())),
 		"log.open.files.max":                        itoa(storage.DefaultMaxOpenSegmentFiles),
+		"offsets.topic.num.partitions":              itoa(broker.DefaultOffsetsTopicPartitions),
+		"group.max.size":                            itoa(group.DefaultMaxGroupSize),
+		"group.min.session.timeout.ms":              itoa(int(group.DefaultMinSessionTimeout.Milliseconds())),
+		"group.max.session.timeout.ms":              itoa(int(group.DefaultMaxSessionTimeout.Milliseconds())),
+		"group.initial.rebalance.delay.ms":          itoa(int(group.DefaultInitialRebalanceDelay.Milliseconds())),
+		"offsets.retention.minutes":                 itoa(int(group.DefaultOffsetsRetention.Minutes())),
+		"offset.metadata.max.bytes":                 itoa(group.DefaultMaxOffsetMetadataBytes),
 	}
 	for _, k := range configKeys {
 		if w, ok := want[k.Name]; ok && w != k.Default {

@@ -49,7 +49,7 @@ func TestCreateTopics(t *testing.T) {
 		{"bad/name", 1, 1, nil, kerr.InvalidTopicException, ""},
 		{"zero", 0, 1, nil, kerr.InvalidPartitions, ""},
 		{"cfg", 1, 1, map[string]*string{"no.such": strp("1")}, kerr.InvalidConfig, "unknown topic config"},
-		{"cmp", 1, 1, map[string]*string{"cleanup.policy": strp("compact")}, kerr.InvalidConfig, "not supported yet"},
+		{"cmp", 1, 1, map[string]*string{"cleanup.policy": strp("shred")}, kerr.InvalidConfig, "cleanup.policy"},
 		{"badval", 1, 1, map[string]*string{"retention.ms": strp("soon")}, kerr.InvalidConfig, "retention.ms"},
 	} {
 		r, err := adm.CreateTopic(ctx, tc.parts, tc.rf, tc.configs, tc.name)
@@ -187,11 +187,11 @@ func TestDescribeAndAlterConfigs(t *testing.T) {
 	if !errors.Is(kerr.ErrorForCode(resp.Topics[0].Partitions[0].ErrorCode), kerr.MessageTooLarge) {
 		t.Fatalf("the new max.message.bytes is not in effect: %v", kerr.ErrorForCode(resp.Topics[0].Partitions[0].ErrorCode))
 	}
-	// APPEND on a non-list, a bad value, and compact are refused.
+	// APPEND on a non-list, a bad value, and an unknown policy are refused.
 	for _, ac := range []kadm.AlterConfig{
 		{Op: kadm.AppendConfig, Name: "retention.ms", Value: strp("1")},
 		{Op: kadm.SetConfig, Name: "segment.bytes", Value: strp("x")},
-		{Op: kadm.AppendConfig, Name: "cleanup.policy", Value: strp("compact")},
+		{Op: kadm.AppendConfig, Name: "cleanup.policy", Value: strp("shred")},
 	} {
 		ar, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{ac}, "c")
 		if err != nil || !errors.Is(ar[0].Err, kerr.InvalidConfig) {

@@ -31,6 +31,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sluice-io/sluice/internal/group"
 	"github.com/sluice-io/sluice/internal/partition"
 	"github.com/sluice-io/sluice/internal/server"
 	"github.com/sluice-io/sluice/internal/storage"
@@ -87,6 +88,13 @@ type Options struct {
 	// FetchMaxBytes caps a fetch response's records (fetch.max.bytes).
 	FetchMaxBytes int32
 
+	// OffsetsTopicPartitions is offsets.topic.num.partitions, used when
+	// the consumer-offsets topic is created.
+	OffsetsTopicPartitions int32
+	// Group tunes the group coordinator; its Log, Topics, Now, Logger and
+	// NumPartitions are set by the broker.
+	Group group.Options
+
 	// Storage tunes the engine; its Dir, FS, Logger, Now and Partition
 	// are set by the broker.
 	Storage storage.Options
@@ -120,6 +128,9 @@ func (o Options) withDefaults() Options {
 	if o.FetchMaxBytes == 0 {
 		o.FetchMaxBytes = DefaultFetchMaxBytes
 	}
+	if o.OffsetsTopicPartitions == 0 {
+		o.OffsetsTopicPartitions = DefaultOffsetsTopicPartitions
+	}
 	return o
 }
 
@@ -151,6 +162,9 @@ func (o Options) Validate() error {
 	}
 	if o.FetchMaxBytes < 0 {
 		bad("FetchMaxBytes %d is negative", o.FetchMaxBytes)
+	}
+	if o.OffsetsTopicPartitions < 0 || o.OffsetsTopicPartitions > topics.MaxPartitions {
+		bad("OffsetsTopicPartitions %d outside [1, %d]", o.OffsetsTopicPartitions, topics.MaxPartitions)
 	}
 	if err := topics.Validate(o.TopicDefaults); err != nil {
 		errs = append(errs, fmt.Errorf("broker: topic defaults: %w", err))
@@ -189,6 +203,8 @@ type topicState struct {
 	// Timestamp bounds for CreateTime batches, in milliseconds.
 	tsBeforeMs, tsAfterMs int64
 	logAppendTime         bool
+	// compact: cleanup.policy includes compact, so every record needs a key.
+	compact bool
 }
 
 func (t *topicState) partition(p int32) *partition.Partition {
@@ -207,6 +223,11 @@ type Broker struct {
 	srv      *server.Server
 	adv      hostPort
 	sessions *fetchSessions
+	coord    *group.Coordinator
+	// loading waits for the goroutine loading the coordinator, which
+	// stopLoading cancels (set by Start).
+	loading     sync.WaitGroup
+	stopLoading context.CancelFunc
 
 	// closing is closed when Close starts, so long polls answer at once.
 	closing   chan struct{}
@@ -282,6 +303,9 @@ func New(opts Options) (*Broker, error) {
 	if err := b.reconcile(); err != nil {
 		return fail(err)
 	}
+	if err := b.newCoordinator(); err != nil {
+		return fail(err)
+	}
 	b.log.Info("broker recovered", "topics", reg.Len(), "partitions", rep.Partitions, "duration", rep.Duration)
 	return b, nil
 }
@@ -312,6 +336,13 @@ func (b *Broker) Start() error {
 	if err := b.srv.Start(); err != nil {
 		return err
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	b.stopLoading = cancel
+	b.loading.Add(1)
+	go func() {
+		defer b.loading.Done()
+		b.loadGroups(ctx)
+	}()
 	b.log.Info("broker serving", "addr", b.srv.Addr().String(), "advertised", net.JoinHostPort(b.adv.host, strconv.Itoa(int(b.adv.port))),
 		"node_id", b.opts.NodeID, "dir", b.opts.Dir, "topics", b.reg.Len(), "sendfile", !b.opts.DisableSendfile)
 	return nil
@@ -334,6 +365,13 @@ func (b *Broker) Close(ctx context.Context) error {
 	b.closeOnce.Do(func() {
 		close(b.closing)
 		var errs []error
+		// The coordinator goes first: it answers the requests it holds
+		// (a JoinGroup may wait minutes), so the server can drain.
+		if b.stopLoading != nil {
+			b.stopLoading()
+		}
+		b.loading.Wait()
+		b.coord.Close()
 		if err := b.srv.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("broker: server shutdown: %w", err))
 		}
@@ -420,6 +458,7 @@ func (b *Broker) setConfigs(st *topicState, configs map[string]string) error {
 	st.tsBeforeMs = parseLong(eff["message.timestamp.before.max.ms"])
 	st.tsAfterMs = parseLong(eff["message.timestamp.after.max.ms"])
 	st.logAppendTime = cfg.TimestampType == partition.LogAppendTime
+	st.compact = compacted(eff)
 	return nil
 }
 

@@ -73,5 +73,11 @@ func (b *Broker) createOne(rt kmsg.CreateTopicsRequestTopic, validateOnly, dupli
 	if err != nil {
 		return nil, err
 	}
+	if isInternal(rt.Topic) {
+		if b.topic(rt.Topic) != nil {
+			return nil, fmt.Errorf("%w: %q", errTopicExists, rt.Topic)
+		}
+		return nil, fmt.Errorf("%w: %s is an internal topic, created by the broker when a group first needs it", errInvalidRequest, rt.Topic)
+	}
 	return b.createTopic(rt.Topic, n, configs, validateOnly)
 }

@@ -47,6 +47,9 @@ func (b *Broker) handleDeleteTopics(_ context.Context, r *server.Request) server
 		if err == nil {
 			var st *topicState
 			st, err = b.deleteTopic(name)
+			if err == nil {
+				b.coord.TopicsDeleted([]string{name})
+			}
 			if st != nil {
 				n := st.name
 				ot.Topic, ot.TopicID = &n, st.id

@@ -56,6 +56,7 @@ var errorTable = []struct {
 	{is(topics.ErrExists), kerr.TopicAlreadyExists},
 	{is(topics.ErrNotFound), kerr.UnknownTopicOrPartition},
 	{is(errInvalidTopic), kerr.InvalidTopicException},
+	{is(errInternalTopic), kerr.InvalidTopicException},
 	{is(storage.ErrInvalidName), kerr.InvalidTopicException},
 	{is(errInvalidPartitions), kerr.InvalidPartitions},
 	{is(topics.ErrLimit), kerr.PolicyViolation},

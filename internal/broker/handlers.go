@@ -39,7 +39,9 @@ func init() {
 		int16(kmsg.CreatePartitions):        {0, 3, (*Broker).handleCreatePartitions},
 		int16(kmsg.IncrementalAlterConfigs): {0, 1, (*Broker).handleIncrementalAlterConfigs},
 		int16(kmsg.DescribeCluster):         {0, 2, (*Broker).handleDescribeCluster},
+		int16(kmsg.FindCoordinator):         {0, 6, (*Broker).handleFindCoordinator},
 	}
+	addGroupHandlers(handlers)
 }
 
 // Versions implements server.Handler.

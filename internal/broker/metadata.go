@@ -52,7 +52,11 @@ func (b *Broker) handleMetadata(_ context.Context, r *server.Request) server.Pen
 		t := b.topic(name)
 		if t == nil && autoCreate {
 			var err error
-			t, err = b.createTopic(name, -1, nil, false)
+			if isInternal(name) {
+				t, err = b.ensureOffsetsTopic()
+			} else {
+				t, err = b.createTopic(name, -1, nil, false)
+			}
 			if err != nil && b.topic(name) == nil {
 				mt := kmsg.NewMetadataResponseTopic()
 				mt.Topic = &name
@@ -87,6 +91,7 @@ func (b *Broker) metadataTopic(t *topicState, version int16) kmsg.MetadataRespon
 	name := t.name
 	mt.Topic = &name
 	mt.TopicID = t.id
+	mt.IsInternal = isInternal(t.name)
 	node := []int32{b.opts.NodeID}
 	mt.Partitions = make([]kmsg.MetadataResponseTopicPartition, len(t.parts))
 	for i := range t.parts {

@@ -59,6 +59,10 @@ func (b *Broker) handleProduce(ctx context.Context, r *server.Request) server.Pe
 				slot.err = reqErr
 				continue
 			}
+			if st != nil && isInternal(st.name) {
+				slot.err = fmt.Errorf("%w: cannot append to internal topic %s", errInternalTopic, st.name)
+				continue
+			}
 			slot.part = st.partition(rp.Partition)
 			if slot.part == nil {
 				if st != nil {
@@ -102,7 +106,7 @@ func checkRecords(st *topicState, records []byte, now time.Time) ([][]byte, erro
 	for _, raw := range out {
 		var h batch.Header
 		var err error
-		if len(out) == 1 {
+		if len(out) == 1 && !st.compact {
 			h, err = batch.ParseHeader(raw)
 		} else {
 			h, err = batch.Validate(raw)
@@ -124,8 +128,26 @@ func checkRecords(st *topicState, records []byte, now time.Time) ([][]byte, erro
 				return nil, err
 			}
 		}
+		if st.compact {
+			if err := requireKeys(raw); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return out, nil
+}
+
+// requireKeys refuses a batch with a keyless record, as Kafka does on a
+// compacted topic: compaction keeps the last record per key, so a record
+// without one could never be kept or removed correctly. The batch's CRC
+// has been checked.
+func requireKeys(raw []byte) error {
+	return batch.Records(raw, func(r *batch.Record) error {
+		if r.KeyNull {
+			return fmt.Errorf("%w: compacted topic cannot accept a record without a key (offset delta %d)", errInvalidRecord, r.OffsetDelta)
+		}
+		return nil
+	})
 }
 
 // checkTimestamps applies message.timestamp.before.max.ms and

@@ -94,6 +94,9 @@ func (b *Broker) deleteTopic(name string) (*topicState, error) {
 	if st == nil {
 		return nil, fmt.Errorf("%w: %q", errUnknownTopic, name)
 	}
+	if isInternal(name) {
+		return nil, fmt.Errorf("%w: %s is an internal topic and cannot be deleted", errInvalidRequest, name)
+	}
 	if _, err := b.reg.Delete(name); err != nil {
 		return nil, err
 	}
@@ -116,6 +119,10 @@ func (b *Broker) createPartitions(name string, n int32, validateOnly bool) error
 	st := b.topic(name)
 	if st == nil {
 		return fmt.Errorf("%w: %q", errUnknownTopic, name)
+	}
+	if isInternal(name) {
+		// Groups are placed by hashing over the partition count.
+		return fmt.Errorf("%w: %s is an internal topic; its partition count cannot change", errInvalidRequest, name)
 	}
 	have := int32(len(st.parts))
 	if n <= have {

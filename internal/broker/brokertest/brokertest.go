@@ -36,6 +36,10 @@ func Start(t testing.TB, options ...func(*broker.Options)) *Broker {
 	o := broker.Options{Dir: t.TempDir(), Listen: "127.0.0.1:0"}
 	// WAL files are zero-filled to their size: keep test brokers' small.
 	o.Storage.WAL.FileBytes = 4 << 20
+	// Groups rebalance at once, and the offsets topic is small: tests
+	// create many brokers.
+	o.Group.InitialRebalanceDelay = -1
+	o.OffsetsTopicPartitions = 4
 	if os.Getenv("SLUICE_TEST_LOG") != "" {
 		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}

@@ -1,0 +1,280 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"net"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluice-io/sluice/internal/batch"
+	"github.com/sluice-io/sluice/internal/group"
+	"github.com/sluice-io/sluice/internal/server"
+)
+
+// The consumer-offsets topic holds committed offsets and group metadata
+// (internal/group writes it, in Kafka's record format). Like Kafka, the
+// broker creates it on the first FindCoordinator for a group, compacted,
+// with offsets.topic.num.partitions partitions.
+const (
+	offsetsTopic = "__consumer_offsets"
+	// DefaultOffsetsTopicPartitions is offsets.topic.num.partitions.
+	DefaultOffsetsTopicPartitions = group.DefaultNumPartitions
+	// offsetsSegmentBytes is offsets.topic.segment.bytes.
+	offsetsSegmentBytes = "104857600"
+	// offsetsLoadReadBytes is how much of the offsets log one read
+	// returns while loading.
+	offsetsLoadReadBytes = 1 << 20
+)
+
+var errInternalTopic = errors.New("broker: internal topic")
+
+// isInternal reports whether clients may not write or delete topic name.
+func isInternal(name string) bool { return name == offsetsTopic }
+
+// groupKeys are the API keys internal/group serves; their versions come
+// from group.Versions, so ApiVersions advertises exactly what it handles.
+var groupKeys = []kmsg.Key{
+	kmsg.OffsetCommit, kmsg.OffsetFetch, kmsg.JoinGroup, kmsg.Heartbeat,
+	kmsg.LeaveGroup, kmsg.SyncGroup, kmsg.DescribeGroups, kmsg.ListGroups,
+	kmsg.DeleteGroups, kmsg.OffsetDelete,
+	kmsg.ConsumerGroupHeartbeat, kmsg.ConsumerGroupDescribe,
+}
+
+func addGroupHandlers(t map[int16]handler) {
+	for _, k := range groupKeys {
+		if lo, hi, ok := group.Versions(int16(k)); ok {
+			t[int16(k)] = handler{lo, hi, (*Broker).handleGroup}
+		}
+	}
+}
+
+// handleGroup hands a group request to the coordinator, in request order,
+// and answers once the coordinator does (a JoinGroup waits for the
+// rebalance, a commit for its fsync).
+func (b *Broker) handleGroup(_ context.Context, r *server.Request) server.Pending {
+	var cl group.Client
+	if r.ClientID != nil {
+		cl.ID = *r.ClientID
+	}
+	if r.Conn != nil && r.Conn.Remote != nil {
+		cl.Host = r.Conn.Remote.String()
+		if h, _, err := net.SplitHostPort(cl.Host); err == nil {
+			cl.Host = h
+		}
+		cl.Host = "/" + cl.Host // Kafka's InetAddress.toString form
+	}
+	return groupPending{b.coord.DoFrom(cl, r.Body), r.Version}
+}
+
+type groupPending struct {
+	ch      <-chan kmsg.Response
+	version int16
+}
+
+func (p groupPending) Wait(ctx context.Context) server.Response {
+	select {
+	case resp := <-p.ch:
+		resp.SetVersion(p.version)
+		return server.Response{Msg: resp}
+	case <-ctx.Done():
+		return server.Response{NoResponse: true}
+	}
+}
+
+// newCoordinator starts the group coordinator over the offsets topic.
+func (b *Broker) newCoordinator() error {
+	n := b.opts.OffsetsTopicPartitions
+	if st := b.topic(offsetsTopic); st != nil {
+		n = int32(len(st.parts)) // an existing topic keeps its count
+	}
+	o := b.opts.Group
+	o.Log, o.Topics, o.Now, o.Logger, o.NumPartitions = offsetsLog{b}, groupTopics{b}, b.opts.Now, b.log, n
+	c, err := group.New(o)
+	if err != nil {
+		return err
+	}
+	b.coord = c
+	return nil
+}
+
+// loadGroups replays the offsets topic into the coordinator. Until it
+// finishes, group requests are answered COORDINATOR_LOAD_IN_PROGRESS.
+func (b *Broker) loadGroups(ctx context.Context) {
+	st := b.topic(offsetsTopic)
+	err := b.coord.Load(ctx, b.offsetsRecords(st))
+	if err != nil {
+		b.log.Error("broker: loading consumer groups failed", "err", err)
+		return
+	}
+	b.log.Info("consumer groups loaded", "groups", len(b.coord.Groups()))
+}
+
+// offsetsRecords yields every record of the offsets topic, partition by
+// partition, in offset order. Control batches are skipped.
+func (b *Broker) offsetsRecords(st *topicState) iter.Seq2[group.Record, error] {
+	return func(yield func(group.Record, error) bool) {
+		if st == nil {
+			return
+		}
+		var buf []byte
+		for _, p := range st.parts {
+			start, end := p.Offsets()
+			for off := start; off < end; {
+				res, err := p.Read(off, offsetsLoadReadBytes)
+				if err != nil {
+					yield(group.Record{}, fmt.Errorf("broker: reading %s: %w", p.ID(), err))
+					return
+				}
+				if res.Range.Handle == nil {
+					break
+				}
+				r := res.Range
+				if int64(cap(buf)) < r.Len {
+					buf = make([]byte, r.Len)
+				}
+				buf = buf[:r.Len]
+				n, err := r.Handle.File().ReadAt(buf, r.Pos)
+				res.Release()
+				if n == len(buf) {
+					err = nil
+				}
+				if err != nil {
+					yield(group.Record{}, fmt.Errorf("broker: reading %s: %w", p.ID(), err))
+					return
+				}
+				off = r.Last + 1
+				it := batch.NewIter(buf)
+				for it.Next() {
+					if it.Header().Control() {
+						continue
+					}
+					stop := false
+					err := batch.Records(it.Batch(), func(rec *batch.Record) error {
+						out := group.Record{Key: clone(rec.Key)}
+						if !rec.ValueNull {
+							out.Value = clone(rec.Value)
+						}
+						if !yield(out, nil) {
+							stop = true
+							return errStopIter
+						}
+						return nil
+					})
+					if stop {
+						return
+					}
+					if err != nil {
+						yield(group.Record{}, fmt.Errorf("broker: decoding %s: %w", p.ID(), err))
+						return
+					}
+				}
+				if err := it.Err(); err != nil {
+					yield(group.Record{}, fmt.Errorf("broker: decoding %s: %w", p.ID(), err))
+					return
+				}
+			}
+		}
+	}
+}
+
+var errStopIter = errors.New("broker: stop")
+
+func clone(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return append([]byte(nil), b...)
+}
+
+// ensureOffsetsTopic creates the offsets topic when it is missing.
+func (b *Broker) ensureOffsetsTopic() (*topicState, error) {
+	if st := b.topic(offsetsTopic); st != nil {
+		return st, nil
+	}
+	st, err := b.createTopic(offsetsTopic, b.coordPartitions(), map[string]string{
+		"cleanup.policy": "compact",
+		"segment.bytes":  offsetsSegmentBytes,
+	}, false)
+	if errors.Is(err, errTopicExists) {
+		return b.topic(offsetsTopic), nil
+	}
+	return st, err
+}
+
+func (b *Broker) coordPartitions() int32 {
+	if st := b.topic(offsetsTopic); st != nil {
+		return int32(len(st.parts))
+	}
+	return b.opts.OffsetsTopicPartitions
+}
+
+// offsetsLog is the coordinator's group.Log: one batch per Append, on the
+// group's offsets partition, acknowledged after its WAL fsync.
+type offsetsLog struct{ b *Broker }
+
+func (l offsetsLog) Append(p int32, recs []group.Record, done func(error)) {
+	st, err := l.b.ensureOffsetsTopic()
+	if err != nil {
+		done(err)
+		return
+	}
+	part := st.partition(p)
+	if part == nil {
+		done(fmt.Errorf("%w: %s partition %d", errUnknownTopic, offsetsTopic, p))
+		return
+	}
+	rs := make([]batch.Record, len(recs))
+	for i, r := range recs {
+		rs[i] = batch.Record{Key: r.Key, Value: r.Value, KeyNull: r.Key == nil, ValueNull: r.Value == nil}
+	}
+	raw, err := batch.Build(batch.CodecNone, l.b.now().UnixMilli(), rs, batch.BuildOptions{})
+	if err != nil {
+		done(err)
+		return
+	}
+	if _, err := l.b.eng.Append(context.Background(), part, raw, func(_ int64, err error) { done(err) }); err != nil {
+		done(err)
+	}
+}
+
+// groupTopics is the coordinator's view of the topics.
+type groupTopics struct{ b *Broker }
+
+func (t groupTopics) Topic(name string) (group.TopicInfo, bool) {
+	return topicInfo(t.b.topic(name))
+}
+
+func (t groupTopics) TopicByID(id [16]byte) (group.TopicInfo, bool) {
+	return topicInfo(t.b.topicByID(id))
+}
+
+func (t groupTopics) List() []group.TopicInfo {
+	all := t.b.allTopics()
+	out := make([]group.TopicInfo, 0, len(all))
+	for _, st := range all {
+		ti, _ := topicInfo(st)
+		out = append(out, ti)
+	}
+	return out
+}
+
+func topicInfo(st *topicState) (group.TopicInfo, bool) {
+	if st == nil {
+		return group.TopicInfo{}, false
+	}
+	return group.TopicInfo{Name: st.name, ID: st.id, Partitions: int32(len(st.parts))}, true
+}
+
+// compacted reports whether cleanup.policy includes compact.
+func compacted(eff map[string]string) bool {
+	for _, p := range strings.Split(eff["cleanup.policy"], ",") {
+		if strings.TrimSpace(p) == "compact" {
+			return true
+		}
+	}
+	return false
+}
