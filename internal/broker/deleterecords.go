@@ -25,6 +25,9 @@ func (b *Broker) handleDeleteRecords(ctx context.Context, r *server.Request) ser
 			p := st.partition(rp.Partition)
 			if p == nil {
 				op.ErrorCode = errorCode(errUnknownTopic)
+			} else if st.cfg.NoDelete {
+				// Kafka: deleting records needs the delete policy.
+				op.ErrorCode = errorCode(errPolicyViolation)
 			} else if low, err := b.eng.DeleteRecords(ctx, p, rp.Offset); err != nil {
 				op.ErrorCode = errorCode(err)
 			} else {

@@ -42,6 +42,7 @@ var (
 	errTransactionsNotSupported = errors.New("broker: transactions are not supported yet")
 	errRecordListTooLarge       = errors.New("broker: record set too large")
 	errDuplicateTopicInRequest  = errors.New("broker: topic listed twice")
+	errPolicyViolation          = errors.New("broker: policy violation")
 )
 
 // errorTable maps errors to Kafka error codes. The first entry that
@@ -60,6 +61,7 @@ var errorTable = []struct {
 	{is(storage.ErrInvalidName), kerr.InvalidTopicException},
 	{is(errInvalidPartitions), kerr.InvalidPartitions},
 	{is(topics.ErrLimit), kerr.PolicyViolation},
+	{is(errPolicyViolation), kerr.PolicyViolation},
 	{is(errInvalidReplicationFactor), kerr.InvalidReplicationFactor},
 	{is(errInvalidReplicaAssignment), kerr.InvalidReplicaAssignment},
 	{is(errInvalidRequest), kerr.InvalidRequest},

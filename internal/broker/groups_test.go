@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -434,5 +435,72 @@ func TestInternalAndCompactedTopicRules(t *testing.T) {
 	}
 	if err := cl.ProduceSync(ctxT(t), &kgo.Record{Topic: "cmp", Key: []byte("k"), Value: []byte("v")}).FirstErr(); err != nil {
 		t.Fatalf("keyed record refused on a compacted topic: %v", err)
+	}
+	// Deleting records needs the delete policy, as in Kafka.
+	var del kadm.Offsets
+	del.Add(kadm.Offset{Topic: "cmp", Partition: 0, At: 1})
+	rr, err := adm.DeleteRecords(ctxT(t), del)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := rr.Lookup("cmp", 0); !errors.Is(r.Err, kerr.PolicyViolation) {
+		t.Fatalf("DeleteRecords on a compact-only topic: %v", r.Err)
+	}
+}
+
+// The offsets topic is compacted like any compacted topic, and the
+// coordinator loads the compacted log to the same offsets.
+func TestOffsetsTopicCompacts(t *testing.T) {
+	b := brokertest.Start(t)
+	createTopic(t, b, "oc", 4, nil)
+	adm := b.Admin(t)
+	// The offsets topic exists after a first commit; then its segments
+	// are made small, so commits roll them and there is something to
+	// clean.
+	commit := func(n int64) {
+		var os kadm.Offsets
+		for p := int32(0); p < 4; p++ {
+			os.Add(kadm.Offset{Topic: "oc", Partition: p, At: n, LeaderEpoch: -1, Metadata: "m"})
+		}
+		r, err := adm.CommitOffsets(ctxT(t), "cg", os)
+		if err != nil || r.Error() != nil {
+			t.Fatalf("commit %d: %v %v", n, err, r.Error())
+		}
+	}
+	commit(1)
+	ar, err := adm.AlterTopicConfigs(ctxT(t), []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "segment.bytes", Value: strp("4096")}}, "__consumer_offsets")
+	if err != nil || ar[0].Err != nil {
+		t.Fatalf("alter: %v %+v", err, ar)
+	}
+	for n := int64(2); n <= 200; n++ {
+		commit(n)
+	}
+	if err := b.Engine().Checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	var removed int64
+	for _, p := range b.Engine().Partitions() {
+		if p.ID().Topic != "__consumer_offsets" {
+			continue
+		}
+		st, err := b.Engine().Compact(p)
+		if err != nil {
+			t.Fatalf("compact %s: %v", p.ID(), err)
+		}
+		removed += st.RecordsRemoved
+	}
+	if removed < 4*150 {
+		t.Fatalf("compaction removed %d records of %d commits of 4 partitions", removed, 200)
+	}
+	b.Restart()
+	adm = b.Admin(t)
+	got, err := adm.FetchOffsets(ctxT(t), "cg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p := int32(0); p < 4; p++ {
+		if o, ok := got.Lookup("oc", p); !ok || o.At != 200 || o.Metadata != "m" {
+			t.Fatalf("after compaction and restart, partition %d: %+v", p, o)
+		}
 	}
 }
