@@ -4,12 +4,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluice-io/sluice/internal/group/consumer"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// groupType is the ListGroups type of every group here today.
-const groupType = "classic"
+// The ListGroups types of classic and consumer-protocol groups.
+const (
+	groupType         = "classic"
+	consumerGroupType = "consumer"
+)
 
 // deleteGroups handles a DeleteGroups: Empty groups are removed at once
 // and answered once their tombstones are durable; a failed append puts
@@ -25,8 +29,16 @@ func (st *state) deleteGroups(c *call, req *kmsg.DeleteGroupsRequest, fx *effect
 		switch {
 		case id == "":
 			rg.ErrorCode = kerr.InvalidGroupID.Code
-		case g == nil || g.classic.state == stateDead || slicesContains(deleted, g):
+		case g == nil || (g.consumer == nil && g.classic.state == stateDead) || slicesContains(deleted, g):
 			rg.ErrorCode = kerr.GroupIDNotFound.Code
+		case g.consumer != nil:
+			// A change not yet durable counts as members: the group
+			// may be gaining one.
+			if g.consumer.busy || g.consumer.g.Members() > 0 {
+				rg.ErrorCode = kerr.NonEmptyGroup.Code
+			} else {
+				deleted = append(deleted, g)
+			}
 		case g.classic.state != stateEmpty || len(g.classic.pending) > 0:
 			rg.ErrorCode = kerr.NonEmptyGroup.Code
 		default:
@@ -43,7 +55,11 @@ func (st *state) deleteGroups(c *call, req *kmsg.DeleteGroupsRequest, fx *effect
 		for _, tp := range sortedOffsets(g) {
 			recs = append(recs, offsetTombstone(g.id, tp.topic, tp.partition))
 		}
-		recs = append(recs, groupTombstone(g.id))
+		if g.consumer != nil {
+			recs = append(recs, toRecords(g.consumer.g.Delete())...)
+		} else {
+			recs = append(recs, groupTombstone(g.id))
+		}
 		prev := g.classic.state
 		g.classic.state = stateDead
 		delete(st.groups, g.id)
@@ -58,7 +74,11 @@ func (st *state) deleteGroups(c *call, req *kmsg.DeleteGroupsRequest, fx *effect
 				}
 				if st.groups[g.id] == nil {
 					g.classic.state = prev
+					if g.consumer != nil {
+						g.consumer.rebuild(st)
+					}
 					st.groups[g.id] = g
+					st.touch(g)
 				}
 			}
 			if waiting--; waiting == 0 {
@@ -88,10 +108,15 @@ func (st *state) describe(req *kmsg.DescribeGroupsRequest) *kmsg.DescribeGroupsR
 		switch {
 		case id == "":
 			rg.ErrorCode = kerr.InvalidGroupID.Code
-		case g == nil:
+		case g == nil || g.consumer != nil:
+			// Kafka 4 describes only classic groups here; a consumer
+			// group is answered as missing, with a message from v6.
 			rg.State = stateDead.String()
 			if req.Version >= 6 {
 				rg.ErrorCode = kerr.GroupIDNotFound.Code
+				if g != nil {
+					rg.ErrorMessage = kmsg.StringPtr("Group " + id + " is not a classic group.")
+				}
 			}
 		default:
 			cg := g.classic
@@ -138,21 +163,27 @@ func (st *state) list(req *kmsg.ListGroupsRequest) *kmsg.ListGroupsResponse {
 		return false
 	}
 	for _, g := range st.sortedGroups() {
-		cg := g.classic
-		if !match(req.StatesFilter, cg.state.String()) || !match(req.TypesFilter, groupType) {
+		protocolType, state, typ := g.classic.protocolType, g.classic.state.String(), groupType
+		if g.consumer != nil {
+			protocolType, state, typ = "consumer", g.consumer.kafkaState(), consumerGroupType
+		}
+		if !match(req.StatesFilter, state) || !match(req.TypesFilter, typ) {
 			continue
 		}
 		rg := kmsg.NewListGroupsResponseGroup()
-		rg.Group, rg.ProtocolType = g.id, cg.protocolType
-		rg.GroupState, rg.GroupType = cg.state.String(), groupType
+		rg.Group, rg.ProtocolType = g.id, protocolType
+		rg.GroupState, rg.GroupType = state, typ
 		resp.Groups = append(resp.Groups, rg)
 	}
 	return resp
 }
 
 // GroupInfo summarises one group for the CLI and metrics.
+// For a consumer-protocol group Type is "consumer", Protocol the server
+// assignor and Generation the group epoch.
 type GroupInfo struct {
 	ID, ProtocolType, Protocol, State string
+	Type                              string // "classic" or "consumer", as ListGroups
 	Members                           int
 	Generation                        int32
 }
@@ -160,25 +191,50 @@ type GroupInfo struct {
 func (st *state) infos() []GroupInfo {
 	out := make([]GroupInfo, 0, len(st.groups))
 	for _, g := range st.sortedGroups() {
+		if c := g.consumer; c != nil {
+			d := c.g.Describe(st.env.ctopics(), false)
+			out = append(out, GroupInfo{
+				ID: g.id, ProtocolType: "consumer", Protocol: d.AssignorName, State: c.kafkaState(), Type: consumerGroupType,
+				Members: len(d.Members), Generation: d.Epoch,
+			})
+			continue
+		}
 		cg := g.classic
 		out = append(out, GroupInfo{
-			ID: g.id, ProtocolType: cg.protocolType, Protocol: cg.protocol, State: cg.state.String(),
+			ID: g.id, ProtocolType: cg.protocolType, Protocol: cg.protocol, State: cg.state.String(), Type: groupType,
 			Members: len(cg.members), Generation: cg.generation,
 		})
 	}
 	return out
 }
 
-// apply replays one decoded offsets-log record; later records win.
-func (st *state) apply(d decoded, now time.Time) {
+// apply replays one decoded offsets-log record; later records win. Only
+// a consumer-protocol record can fail, when its value does not decode.
+func (st *state) apply(d decoded, now time.Time) error {
 	g := st.groups[d.group]
 	switch d.kind {
+	case kindConsumer:
+		if g == nil {
+			g = st.newGroup(d.group, now)
+		}
+		if g.consumer == nil {
+			if d.rec.Value == nil {
+				return nil // nothing of a consumer group to delete
+			}
+			// A later consumer group took the id over.
+			g.classic = newClassicGroup(d.group, st.env, now)
+			g.consumer = newConsumerGroup(d.group, st.env.opts.Consumer, now)
+		}
+		if err := g.consumer.g.Replay(consumer.Record(d.rec)); err != nil {
+			return err
+		}
+		g.consumer.remember([]Record{d.rec})
 	case kindOffset:
 		if d.offset == nil {
 			if g != nil {
 				g.deleteOffset(d.topic, d.partition)
 			}
-			return
+			return nil
 		}
 		if g == nil {
 			g = st.newGroup(d.group, now)
@@ -193,6 +249,12 @@ func (st *state) apply(d decoded, now time.Time) {
 		if g == nil {
 			g = st.newGroup(d.group, now)
 		}
+		if g.consumer != nil {
+			if d.meta == nil {
+				return nil // the tombstone written when the group became a consumer group
+			}
+			g.consumer = nil // a later classic group took the id over
+		}
 		// A tombstone clears the membership; offsets have their own
 		// tombstones.
 		g.classic = newClassicGroup(d.group, st.env, now)
@@ -200,6 +262,7 @@ func (st *state) apply(d decoded, now time.Time) {
 			restoreClassic(g.classic, d.meta, now)
 		}
 	}
+	return nil
 }
 
 // restoreClassic rebuilds a group from its last GroupMetadataValue: a

@@ -112,6 +112,7 @@ type message struct {
 	call    *call
 	loaded  *state // Load's result
 	deleted []string
+	changed bool         // TopicsChanged
 	inspect func(*state) // runs on the owner; st is nil until loaded
 	ack     chan struct{}
 	took    *bool // Load: set by the owner when it took the state
@@ -192,10 +193,12 @@ func (c *Coordinator) send(m message) bool {
 // Load applies the offsets log (all partitions, each in offset order)
 // and then marks the coordinator loaded. Until Load returns, every group
 // request is answered with COORDINATOR_LOAD_IN_PROGRESS. It is called
-// once, from a goroutine of the broker's. Record key versions this
-// package does not know (the consumer protocol's) are skipped; a record
-// that does not decode fails the load with a *CorruptRecordError, after
-// which requests are answered with COORDINATOR_NOT_AVAILABLE.
+// once, from a goroutine of the broker's. Consumer-protocol records
+// (internal/group/consumer) are replayed into their group; record key
+// versions this package does not know (Kafka's own KIP-848, share and
+// streams records) are skipped; a record that does not decode fails the
+// load with a *CorruptRecordError, after which requests are answered
+// with COORDINATOR_NOT_AVAILABLE.
 func (c *Coordinator) Load(ctx context.Context, recs iter.Seq2[Record, error]) error {
 	first := false
 	c.loadOnce.Do(func() { first = true })
@@ -224,13 +227,19 @@ func (c *Coordinator) Load(ctx context.Context, recs iter.Seq2[Record, error]) e
 		}
 		n++
 		if d.kind != kindSkip {
-			st.apply(d, now)
+			if err := st.apply(d, now); err != nil {
+				loadErr = &CorruptRecordError{Index: n - 1, Err: err}
+				break
+			}
 		}
 	}
 	if loadErr != nil {
 		st = nil
 	} else {
 		for _, g := range st.groups {
+			if g.consumer != nil && len(g.consumer.durable) == 0 {
+				g.consumer = nil // every record tombstoned: not a consumer group any more
+			}
 			st.touch(g)
 		}
 		st.settle(now)
@@ -282,12 +291,23 @@ func (c *Coordinator) inspect(fn func(*state)) {
 }
 
 // TopicsDeleted forgets (and tombstones) the committed offsets of
-// deleted topics. Called before Load, it applies once loaded.
+// deleted topics and, as TopicsChanged, tells the consumer-protocol
+// groups. Called before Load, it applies once loaded.
 func (c *Coordinator) TopicsDeleted(names []string) {
 	if len(names) == 0 {
 		return
 	}
 	c.send(message{deleted: append([]string(nil), names...)})
+}
+
+// TopicsChanged tells the consumer-protocol groups that a topic was
+// created or deleted or grew partitions; the broker calls it after each
+// such change. Groups whose subscribed topics changed bump their epoch
+// and compute a new assignment, on the owner goroutine; the call does not
+// wait for that. Before Load it does nothing: loaded groups check their
+// topics on their first tick anyway.
+func (c *Coordinator) TopicsChanged() {
+	c.send(message{changed: true})
 }
 
 // Close stops the goroutine and waits for it. Requests still waiting
@@ -429,6 +449,14 @@ func (o *owner) message(m message) {
 	case m.inspect != nil:
 		m.inspect(o.st)
 		close(m.ack)
+	case m.changed:
+		if o.st == nil {
+			return
+		}
+		now := c.opts.Now()
+		fx := &effects{}
+		o.st.topicsChanged(now, fx)
+		o.finish(now, fx)
 	case m.deleted != nil:
 		if o.st == nil {
 			if len(o.deleted) < 1<<16 { // bounded; a broker deletes few topics before loading

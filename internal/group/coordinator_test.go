@@ -318,14 +318,17 @@ func TestLoadRejectsCorruptRecord(t *testing.T) {
 
 func TestUnsupportedRequests(t *testing.T) {
 	c := loaded(t, newMemLog(), nil)
-	hb := kmsg.NewPtrConsumerGroupHeartbeatRequest()
-	r := do[*kmsg.ConsumerGroupHeartbeatResponse](t, c, hb)
-	wantCode(t, "ConsumerGroupHeartbeat", r.ErrorCode, kerr.UnsupportedVersion)
+	sh := kmsg.NewPtrShareGroupHeartbeatRequest()
+	r := do[*kmsg.ShareGroupHeartbeatResponse](t, c, sh)
+	wantCode(t, "ShareGroupHeartbeat", r.ErrorCode, kerr.UnsupportedVersion)
 	j := joinReq("g", "")
 	j.Version = 10
 	wantCode(t, "JoinGroup v10", do[*kmsg.JoinGroupResponse](t, c, j).ErrorCode, kerr.UnsupportedVersion)
-	if _, _, ok := Versions(68); ok {
-		t.Fatal("Versions claims ConsumerGroupHeartbeat")
+	if _, _, ok := Versions(76); ok {
+		t.Fatal("Versions claims ShareGroupHeartbeat")
+	}
+	if lo, hi, ok := Versions(68); !ok || lo != 0 || hi != 1 {
+		t.Fatalf("Versions(ConsumerGroupHeartbeat) = %d, %d, %v", lo, hi, ok)
 	}
 	if lo, hi, ok := Versions(11); !ok || lo != 0 || hi != 9 {
 		t.Fatalf("Versions(JoinGroup) = %d, %d, %v", lo, hi, ok)

@@ -19,7 +19,17 @@
 // error mapping and changes nothing. Load rebuilds groups and offsets
 // from the log at startup.
 //
-// The consumer-protocol (KIP-848) groups live in internal/group/consumer
-// and are wired in later; ConsumerGroupHeartbeat and ConsumerGroupDescribe
-// are answered UNSUPPORTED_VERSION until then.
+// Consumer-protocol (KIP-848) groups: ConsumerGroupHeartbeat and
+// ConsumerGroupDescribe drive the state machine of internal/group/consumer,
+// one per group, on the same goroutine. A group id is either classic or
+// consumer, as in Kafka: a joining heartbeat converts an empty classic group
+// (its offsets stay) and a JoinGroup converts an empty consumer group; a
+// non-empty group of the other protocol is GROUP_ID_NOT_FOUND for a
+// heartbeat and INCONSISTENT_GROUP_PROTOCOL for a JoinGroup. A heartbeat is
+// answered once its records are durable; at most one append per consumer
+// group is in flight (later heartbeats wait behind it), and a failed one is
+// answered COORDINATOR_NOT_AVAILABLE and the group rebuilt from the latest
+// durable record of each of its keys, which the coordinator keeps. Commits
+// and fetches from members are checked against their member epoch; the
+// broker calls TopicsChanged so that groups follow topic metadata.
 package group

@@ -35,7 +35,7 @@ func (st *state) commit(now time.Time, c *call, req *kmsg.OffsetCommitRequest, f
 		g = st.newGroup(req.Group, now)
 	}
 	st.touch(g)
-	if code := g.classic.validateCommit(now, req.Generation, req.MemberID, req.InstanceID); code != 0 {
+	if code := st.validateCommit(now, g, req); code != 0 {
 		failAll(code)
 		return
 	}
@@ -93,6 +93,24 @@ func (st *state) commit(now time.Time, c *call, req *kmsg.OffsetCommitRequest, f
 		}
 		fx.reply(c, resp)
 	})
+}
+
+// validateCommit checks who commits. A consumer-protocol group checks
+// the member id and epoch (the request's generation field) as Kafka's
+// ConsumerGroup.validateOffsetCommit, which also wants OffsetCommit v9+
+// from a member of the new protocol.
+func (st *state) validateCommit(now time.Time, g *group, req *kmsg.OffsetCommitRequest) int16 {
+	cg := g.consumer
+	if cg == nil {
+		return g.classic.validateCommit(now, req.Generation, req.MemberID, req.InstanceID)
+	}
+	if code := cg.g.ValidateCommit(req.MemberID, req.Generation); code != 0 {
+		return code
+	}
+	if req.Generation >= 0 && req.Version < 9 {
+		return kerr.UnsupportedVersion.Code
+	}
+	return 0
 }
 
 // resolveTopic finds a request's topic by id (byID) or by name, and
@@ -166,6 +184,19 @@ func (st *state) fetchGroup(version int16, rg kmsg.OffsetFetchRequestGroup) kmsg
 		return sg
 	}
 	g := st.groups[rg.Group]
+	if g != nil && g.consumer != nil && (rg.MemberID != nil || rg.MemberEpoch >= 0) {
+		// Kafka's ConsumerGroup.validateOffsetFetch: a fetch naming
+		// a member (v9+) must come from it at its current epoch; one
+		// with neither (admin clients, older versions) is accepted.
+		id := ""
+		if rg.MemberID != nil {
+			id = *rg.MemberID
+		}
+		if code := g.consumer.g.ValidateCommit(id, rg.MemberEpoch); code != 0 {
+			sg.ErrorCode = code
+			return sg
+		}
+	}
 	byID := version >= 10
 	part := func(p int32) kmsg.OffsetFetchResponseGroupTopicPartition {
 		sp := kmsg.NewOffsetFetchResponseGroupTopicPartition()
@@ -240,7 +271,7 @@ func (st *state) deleteOffsets(c *call, req *kmsg.OffsetDeleteRequest, fx *effec
 		return
 	}
 	g := st.groups[req.Group]
-	if g == nil || g.classic.state == stateDead {
+	if g == nil || (g.consumer == nil && g.classic.state == stateDead) {
 		resp.ErrorCode = kerr.GroupIDNotFound.Code
 		fx.reply(c, resp)
 		return
@@ -248,7 +279,16 @@ func (st *state) deleteOffsets(c *call, req *kmsg.OffsetDeleteRequest, fx *effec
 	cg := g.classic
 	var subs map[string]struct{}
 	subsKnown := true
-	if cg.state != stateEmpty {
+	if g.consumer != nil {
+		// Any consumer group may delete offsets of topics its members
+		// do not subscribe to, by name or by regex.
+		subs = make(map[string]struct{})
+		for _, t := range req.Topics {
+			if g.consumer.g.Subscribed(t.Topic) {
+				subs[t.Topic] = struct{}{}
+			}
+		}
+	} else if cg.state != stateEmpty {
 		if cg.protocolType != "consumer" {
 			resp.ErrorCode = kerr.NonEmptyGroup.Code
 			fx.reply(c, resp)

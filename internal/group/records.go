@@ -7,6 +7,7 @@ import (
 	"time"
 	"unicode/utf16"
 
+	"github.com/sluice-io/sluice/internal/group/consumer"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -24,8 +25,9 @@ const (
 	maxOffsetValueVersion = 4
 	maxGroupValueVersion  = 4
 
-	// Key versions from here up belong to the consumer (KIP-848)
-	// protocol and to share groups; Load skips them for now.
+	// Key versions from here up are not classic: internal/group/consumer
+	// owns 1001-1004 (consumer.RecordGroup recognises them); Kafka's own
+	// KIP-848, share and streams records are skipped.
 	firstUnknownKeyVersion = 3
 )
 
@@ -140,9 +142,10 @@ func groupRecord(g *classicGroup, now time.Time, assignment map[string][]byte) R
 type recordKind int8
 
 const (
-	kindSkip   recordKind = iota // a key version this package does not own yet
-	kindOffset                   // OffsetCommitKey
-	kindGroup                    // GroupMetadataKey
+	kindSkip     recordKind = iota // a key version this package does not own yet
+	kindOffset                     // OffsetCommitKey
+	kindGroup                      // GroupMetadataKey
+	kindConsumer                   // a consumer-protocol group's record (internal/group/consumer)
 )
 
 // decoded is one offsets-log record, decoded. A nil value is a tombstone.
@@ -153,6 +156,7 @@ type decoded struct {
 	partition int32
 	offset    *kmsg.OffsetCommitValue
 	meta      *kmsg.GroupMetadataValue
+	rec       Record // kindConsumer: the record, for consumer.Group.Replay
 }
 
 // decodeRecord decodes r. It never panics, whatever the bytes.
@@ -165,7 +169,10 @@ func decodeRecord(r Record) (decoded, error) {
 	case version < 0:
 		return decoded{}, fmt.Errorf("negative key version %d", version)
 	case version >= firstUnknownKeyVersion:
-		return decoded{kind: kindSkip}, nil
+		if id, ok := consumer.RecordGroup(r.Key); ok {
+			return decoded{kind: kindConsumer, group: id, rec: r}, nil
+		}
+		return decoded{kind: kindSkip}, nil // Kafka's own KIP-848, share and streams records
 	case version <= 1:
 		var k kmsg.OffsetCommitKey
 		if err := k.ReadFrom(r.Key); err != nil {

@@ -28,11 +28,13 @@ type offset struct {
 // membership protocol and the committed offsets, which belong to the
 // group whatever its protocol.
 //
-// Today every group is classic. A consumer-protocol (KIP-848) group will
-// hang here as a second, exclusive field, with offsets shared.
+// A group id is either classic or consumer (KIP-848): when consumer is
+// set, classic is an empty classic group that nothing uses (kept so the
+// classic code never meets a nil).
 type group struct {
 	id       string
 	classic  *classicGroup
+	consumer *consumerGroup
 	offsets  map[string]map[int32]offset // topic -> partition
 	inflight int                         // offset writes not yet done; retention waits for them
 
@@ -95,7 +97,9 @@ func (st *state) handle(now time.Time, c *call, fx *effects) {
 	case *kmsg.SyncGroupRequest:
 		if req.Group == "" {
 			fx.reply(c, syncError(c, kerr.InvalidGroupID.Code))
-		} else if g := st.groups[req.Group]; g == nil {
+		} else if g := st.groups[req.Group]; g == nil || g.consumer != nil {
+			// No member of a consumer group uses the classic protocol
+			// here, so the member is unknown to it, as Kafka 4 answers.
 			fx.reply(c, syncError(c, kerr.UnknownMemberID.Code))
 		} else {
 			g.classic.sync(now, c, fx)
@@ -105,7 +109,7 @@ func (st *state) handle(now time.Time, c *call, fx *effects) {
 		resp := req.ResponseKind().(*kmsg.HeartbeatResponse)
 		if req.Group == "" {
 			resp.ErrorCode = kerr.InvalidGroupID.Code
-		} else if g := st.groups[req.Group]; g == nil {
+		} else if g := st.groups[req.Group]; g == nil || g.consumer != nil {
 			resp.ErrorCode = kerr.UnknownMemberID.Code
 		} else {
 			// A heartbeat only pushes a session deadline later, so the
@@ -117,7 +121,7 @@ func (st *state) handle(now time.Time, c *call, fx *effects) {
 	case *kmsg.LeaveGroupRequest:
 		if req.Group == "" {
 			fx.reply(c, errorResponse(req, kerr.InvalidGroupID.Code))
-		} else if g := st.groups[req.Group]; g == nil {
+		} else if g := st.groups[req.Group]; g == nil || g.consumer != nil {
 			fx.reply(c, errorResponse(req, kerr.UnknownMemberID.Code))
 		} else {
 			g.classic.leave(now, c, fx)
@@ -135,6 +139,10 @@ func (st *state) handle(now time.Time, c *call, fx *effects) {
 		fx.reply(c, st.describe(req))
 	case *kmsg.ListGroupsRequest:
 		fx.reply(c, st.list(req))
+	case *kmsg.ConsumerGroupHeartbeatRequest:
+		st.consumerHeartbeat(now, c, req, fx)
+	case *kmsg.ConsumerGroupDescribeRequest:
+		fx.reply(c, st.consumerDescribe(req))
 	default:
 		fx.reply(c, errorResponse(req, kerr.UnsupportedVersion.Code))
 	}
@@ -157,6 +165,22 @@ func (st *state) join(now time.Time, c *call, req *kmsg.JoinGroupRequest, fx *ef
 			return
 		}
 		g = st.newGroup(req.Group, now)
+	}
+	if g.consumer != nil {
+		cg := g.consumer
+		if cg.busy || cg.g.Members() > 0 {
+			// Kafka 4 would let a classic member join a consumer
+			// group; this coordinator keeps the protocols apart.
+			fx.reply(c, joinError(c, "", kerr.InconsistentGroupProtocol.Code))
+			return
+		}
+		// An empty consumer group becomes classic, as Kafka's
+		// bidirectional migration policy allows; its offsets stay.
+		st.log.Info("group: converting an empty consumer group to a classic group", "group", g.id)
+		recs := toRecords(cg.g.Delete())
+		g.consumer = nil
+		g.classic = newClassicGroup(g.id, st.env, now)
+		fx.write(g.id, recs, nil)
 	}
 	g.classic.join(now, c, fx)
 	st.touch(g)
@@ -184,6 +208,21 @@ func (st *state) settle(now time.Time) {
 		if st.groups[g.id] != g {
 			continue
 		}
+		if cg := g.consumer; cg != nil {
+			n := cg.g.Members()
+			switch {
+			case n > 0:
+				cg.emptySince = time.Time{}
+			case cg.emptySince.IsZero():
+				cg.emptySince = now
+			}
+			if n == 0 && len(cg.durable) == 0 && !cg.busy && g.numOffsets() == 0 && g.inflight == 0 {
+				delete(st.groups, g.id) // never durable: a failed first join
+				continue
+			}
+			st.schedule(g, now)
+			continue
+		}
 		c := g.classic
 		if c.state == stateEmpty && c.generation == 0 && c.protocolType == "" &&
 			len(c.members) == 0 && len(c.pending) == 0 && g.numOffsets() == 0 && g.inflight == 0 {
@@ -197,7 +236,13 @@ func (st *state) settle(now time.Time) {
 }
 
 func (st *state) schedule(g *group, now time.Time) {
-	d := g.classic.deadline()
+	var d time.Time
+	switch {
+	case g.consumer == nil:
+		d = g.classic.deadline()
+	case !g.consumer.busy: // a busy group is rescheduled when its append is done
+		d = g.consumer.g.Deadline()
+	}
 	if r := st.retentionDeadline(g); !r.IsZero() && (d.IsZero() || r.Before(d)) {
 		d = r
 	}
@@ -242,7 +287,11 @@ func (st *state) tick(now time.Time, fx *effects) {
 			continue
 		}
 		g.scheduled = time.Time{}
-		g.classic.tick(now, fx)
+		if g.consumer != nil {
+			st.consumerTick(now, g, fx)
+		} else {
+			g.classic.tick(now, fx)
+		}
 		st.expire(now, g, fx)
 		st.touch(g)
 	}
@@ -258,6 +307,24 @@ func (st *state) tick(now time.Time, fx *effects) {
 //     retention after their commit.
 func (st *state) retentionDeadline(g *group) time.Time {
 	if g.inflight > 0 {
+		return time.Time{}
+	}
+	if cg := g.consumer; cg != nil {
+		// Kafka's consumer groups expire each offset of a topic no
+		// member subscribes to, retention after its commit; the group
+		// goes once it has neither members nor offsets.
+		if cg.busy {
+			return time.Time{}
+		}
+		if g.numOffsets() == 0 {
+			if cg.g.Members() > 0 || cg.emptySince.IsZero() {
+				return time.Time{}
+			}
+			return cg.emptySince.Add(emptyGroupGrace)
+		}
+		if t := oldestCommit(g, cg.subscribed(g)); !t.IsZero() {
+			return t.Add(st.env.opts.OffsetsRetention)
+		}
 		return time.Time{}
 	}
 	c := g.classic
@@ -308,6 +375,10 @@ func oldestCommit(g *group, skip map[string]struct{}) time.Time {
 // no offsets left, writing the tombstones.
 func (st *state) expire(now time.Time, g *group, fx *effects) {
 	if g.inflight > 0 {
+		return
+	}
+	if g.consumer != nil {
+		st.expireConsumer(now, g, fx)
 		return
 	}
 	c := g.classic
@@ -396,6 +467,7 @@ func (st *state) topicsDeleted(now time.Time, names []string, fx *effects) {
 			st.touch(g)
 		}
 	}
+	st.topicsChanged(now, fx)
 }
 
 func (st *state) sortedGroups() []*group {

@@ -13,6 +13,8 @@ var served = map[int16][2]int16{
 	42: {0, 3},  // DeleteGroups
 	15: {0, 6},  // DescribeGroups
 	16: {0, 5},  // ListGroups: v4 states filter, v5 types filter
+	68: {0, 1},  // ConsumerGroupHeartbeat (KIP-848): v1 regex subscriptions
+	69: {0, 1},  // ConsumerGroupDescribe: v1 member type
 }
 
 // Versions reports the versions of key that Do serves correctly.
