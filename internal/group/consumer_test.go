@@ -465,3 +465,15 @@ func TestConsumerGroupRetention(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+func TestConsumerGroupBeforeLoad(t *testing.T) {
+	c := newCoordinator(t, newMemLog(), nil)
+	a := &cgMember{id: "a", group: "l", subs: []string{"orders"}}
+	wantCode(t, "heartbeat before load", a.beat(t, c), kerr.CoordinatorLoadInProgress)
+	r := kmsg.NewPtrConsumerGroupDescribeRequest()
+	r.Groups = []string{"l", "m"}
+	d := do[*kmsg.ConsumerGroupDescribeResponse](t, c, r)
+	if len(d.Groups) != 2 || d.Groups[1].Group != "m" || d.Groups[1].ErrorCode != kerr.CoordinatorLoadInProgress.Code {
+		t.Fatalf("ConsumerGroupDescribe before load: %+v", d.Groups)
+	}
+}

@@ -140,6 +140,15 @@ func errorResponse(req kmsg.Request, code int16) kmsg.Response {
 		resp := req.ResponseKind().(*kmsg.ListGroupsResponse)
 		resp.ErrorCode = code
 		return resp
+	case *kmsg.ConsumerGroupDescribeRequest:
+		// No top-level error code: each group carries it.
+		resp := req.ResponseKind().(*kmsg.ConsumerGroupDescribeResponse)
+		for _, g := range req.Groups {
+			rg := kmsg.NewConsumerGroupDescribeResponseGroup()
+			rg.Group, rg.ErrorCode = g, code
+			resp.Groups = append(resp.Groups, rg)
+		}
+		return resp
 	}
 	return genericError(req, code)
 }

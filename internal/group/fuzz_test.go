@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-io/sluice/internal/group/consumer"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -28,6 +29,15 @@ func FuzzDecodeRecord(f *testing.F) {
 		{Key: []byte{0, 0, 0, 1, 'g', 0, 1, 't', 0, 0, 0, 0}, Value: []byte{0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}},
 	} {
 		f.Add(r.Key, r.Value, r.Value == nil)
+	}
+	// A consumer-protocol group's records, from a real join.
+	join := kmsg.NewPtrConsumerGroupHeartbeatRequest()
+	join.Group, join.MemberID, join.RebalanceTimeoutMillis = "g", "m", 1000
+	join.SubscribedTopicNames, join.Topics = []string{"orders"}, []kmsg.ConsumerGroupHeartbeatRequestTopic{}
+	_, crecs := consumer.New("g", consumer.Options{}).Heartbeat(now, consumerTopics{testTopics}, join)
+	for _, r := range crecs {
+		f.Add(r.Key, r.Value, false)
+		f.Add(r.Key, []byte(nil), true)
 	}
 	f.Fuzz(func(t *testing.T, key, value []byte, tombstone bool) {
 		if tombstone {
