@@ -145,6 +145,15 @@ var configKeys = []configKey{
 	{Name: "message.max.bytes", Default: "1048588", Doc: "Default max.message.bytes: largest record batch accepted.", set: topicDefault("max.message.bytes")},
 	{Name: "log.message.timestamp.type", Default: "CreateTime", Doc: "Default message.timestamp.type: CreateTime or LogAppendTime.", set: topicDefault("message.timestamp.type")},
 	{Name: "log.cleanup.policy", Default: "delete", Doc: "Default cleanup.policy: delete, compact or compact,delete.", set: topicDefault("cleanup.policy")},
+	{Name: "log.cleaner.delete.retention.ms", Default: "86400000", Doc: "Default delete.retention.ms: how long tombstones survive compaction.", set: topicDefault("delete.retention.ms")},
+	{Name: "log.cleaner.min.cleanable.ratio", Default: "0.5", Doc: "Default min.cleanable.dirty.ratio: the uncompacted share of a log that starts a compaction.", set: topicDefault("min.cleanable.dirty.ratio")},
+	{Name: "log.cleaner.min.compaction.lag.ms", Default: "0", Doc: "Default min.compaction.lag.ms: records younger than this are not compacted.", set: topicDefault("min.compaction.lag.ms")},
+	{Name: "log.cleaner.backoff.ms", Default: "15000", Doc: "How often the log cleaner looks for a compacted partition to clean.",
+		set: msKey(func(c *serveConfig) *time.Duration { return &c.opts.Storage.CleanerBackoff })},
+	{Name: "log.cleaner.dedupe.buffer.size", Default: "134217728", Doc: "Memory of the log cleaner's key map; a larger dirty log is cleaned in several passes.",
+		set: intKey(64, func(c *serveConfig) any { return &c.opts.Storage.CleanerDedupeBufferBytes })},
+	{Name: "log.cleaner.io.max.bytes.per.second", Default: "0", Doc: "Sluice: bytes per second the log cleaner may read and write; 0 means no limit.",
+		set: intKey(64, func(c *serveConfig) any { return &c.opts.Storage.CleanerIOBytesPerSecond })},
 	{Name: "log.retention.check.interval.ms", Default: "300000", Doc: "How often retention runs.",
 		set: msKey(func(c *serveConfig) *time.Duration { return &c.opts.Storage.RetentionCheckInterval })},
 	{Name: "socket.request.max.bytes", Default: "104857600", Doc: "Largest request accepted; a larger one closes the connection.",
@@ -177,6 +186,26 @@ var configKeys = []configKey{
 		set: msKey(func(c *serveConfig) *time.Duration { return &c.opts.Group.MaxSessionTimeout })},
 	{Name: "group.max.size", Default: "10000", Doc: "Most members of one group.",
 		set: intKey(32, func(c *serveConfig) any { return &c.opts.Group.MaxGroupSize })},
+	{Name: "group.consumer.session.timeout.ms", Default: "45000", Doc: "Session timeout of KIP-848 (group.protocol=consumer) group members.",
+		set: msKey(func(c *serveConfig) *time.Duration { return &c.opts.Group.Consumer.SessionTimeout })},
+	{Name: "group.consumer.heartbeat.interval.ms", Default: "5000", Doc: "Heartbeat interval the broker gives KIP-848 group members.",
+		set: msKey(func(c *serveConfig) *time.Duration { return &c.opts.Group.Consumer.HeartbeatInterval })},
+	{Name: "group.consumer.max.size", Default: "10000", Doc: "Most members of one KIP-848 group.",
+		set: intKey(32, func(c *serveConfig) any { return &c.opts.Group.Consumer.MaxSize })},
+	{Name: "group.consumer.assignors", Default: "uniform,range", Doc: "Server-side assignors of KIP-848 groups; the first is the default.",
+		set: func(c *serveConfig, v string) error {
+			var as []string
+			for _, a := range strings.Split(v, ",") {
+				if a = strings.TrimSpace(a); a != "" {
+					as = append(as, a)
+				}
+			}
+			if len(as) == 0 {
+				return errors.New("must name at least one assignor")
+			}
+			c.opts.Group.Consumer.Assignors = as
+			return nil
+		}},
 	{Name: "offsets.retention.minutes", Default: "10080", Doc: "Committed offsets of an empty group are kept this long.",
 		set: func(c *serveConfig, v string) error {
 			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 32)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sluice-io/sluice/internal/broker"
 	"github.com/sluice-io/sluice/internal/group"
+	"github.com/sluice-io/sluice/internal/group/consumer"
 	"github.com/sluice-io/sluice/internal/server"
 	"github.com/sluice-io/sluice/internal/storage"
 	"github.com/sluice-io/sluice/internal/topics"
@@ -75,6 +76,11 @@ func TestConfigTableMatchesPackageDefaults(t *testing.T) {
 		"group.initial.rebalance.delay.ms":          itoa(int(group.DefaultInitialRebalanceDelay.Milliseconds())),
 		"offsets.retention.minutes":                 itoa(int(group.DefaultOffsetsRetention.Minutes())),
 		"offset.metadata.max.bytes":                 itoa(group.DefaultMaxOffsetMetadataBytes),
+		"group.consumer.session.timeout.ms":         itoa(int(consumer.DefaultSessionTimeout.Milliseconds())),
+		"group.consumer.heartbeat.interval.ms":      itoa(int(consumer.DefaultHeartbeatInterval.Milliseconds())),
+		"log.cleaner.backoff.ms":                    itoa(int(storage.DefaultCleanerBackoff.Milliseconds())),
+		"log.cleaner.dedupe.buffer.size":            itoa(storage.DefaultCleanerDedupeBytes),
+		"group.consumer.max.size":                   itoa(consumer.DefaultMaxSize),
 	}
 	for _, k := range configKeys {
 		if w, ok := want[k.Name]; ok && w != k.Default {

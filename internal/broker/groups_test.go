@@ -195,14 +195,11 @@ func TestGroupFailover(t *testing.T) {
 	)
 	b := brokertest.Start(t, func(o *broker.Options) {
 		o.Group.MinSessionTimeout = time.Second
-		// TODO848 o.Group.Consumer.SessionTimeout = sessionTimeout
-		// TODO848 o.Group.Consumer.HeartbeatInterval = 200 * time.Millisecond
+		o.Group.Consumer.SessionTimeout = sessionTimeout
+		o.Group.Consumer.HeartbeatInterval = 200 * time.Millisecond
 	})
 	for _, v := range groupVariants {
 		t.Run(v.name, func(t *testing.T) {
-			if v.name == "kip848" {
-				t.Skip("TODO848: ConsumerGroupHeartbeat is being wired into the coordinator")
-			}
 			topic, grp := "fo-"+v.name, "g-"+v.name
 			createTopic(t, b, topic, parts, nil)
 			prod := b.Client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()))
@@ -295,55 +292,85 @@ func TestGroupFailover(t *testing.T) {
 	}
 }
 
-// Committed offsets and a stable classic group survive a clean restart:
-// the member keeps its generation and resumes from its commits.
+// describeMember returns a group's only member id and its generation (the
+// member epoch for KIP-848 groups) and whether the group is stable.
+func describeMember(t *testing.T, cl *kgo.Client, grp string, kip848 bool) (id string, gen int32, stable bool) {
+	t.Helper()
+	if kip848 {
+		req := kmsg.NewPtrConsumerGroupDescribeRequest()
+		req.Groups = []string{grp}
+		resp, err := req.RequestWith(ctxT(t), cl)
+		if err != nil || len(resp.Groups) != 1 || len(resp.Groups[0].Members) != 1 {
+			t.Fatalf("describe %s: %v %+v", grp, err, resp)
+		}
+		g := resp.Groups[0]
+		return g.Members[0].MemberID, g.Members[0].MemberEpoch, g.State == "Stable"
+	}
+	d, err := kadm.NewClient(cl).DescribeGroups(ctxT(t), grp)
+	if err != nil || len(d[grp].Members) != 1 {
+		t.Fatalf("describe %s: %v %+v", grp, err, d[grp])
+	}
+	// kadm does not expose the generation; the member id stands for it.
+	return d[grp].Members[0].MemberID, 0, d[grp].State == "Stable"
+}
+
+// Committed offsets and a stable group survive a clean restart: the member
+// keeps its id (and generation or epoch) and resumes from its commits,
+// with the classic protocol and with KIP-848.
 func TestGroupSurvivesRestart(t *testing.T) {
 	b := brokertest.Start(t)
-	createTopic(t, b, "rs", 3, nil)
-	prod := b.Client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	produceN(t, prod, "rs", 3, 10)
-	cl := b.Client(t, kgo.ConsumerGroup("rg"), kgo.ConsumeTopics("rs"), kgo.DisableAutoCommit(),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))
-	got := 0
-	for got < 30 {
-		fs := cl.PollFetches(ctxT(t))
-		got += fs.NumRecords()
-	}
-	if err := cl.CommitUncommittedOffsets(ctxT(t)); err != nil {
-		t.Fatal(err)
-	}
-	adm := b.Admin(t)
-	before, err := adm.DescribeGroups(ctxT(t), "rg")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.Restart()
-	after, err := adm.DescribeGroups(ctxT(t), "rg")
-	if err != nil {
-		t.Fatal(err)
-	}
-	bm, am := before["rg"].Members, after["rg"].Members
-	if after["rg"].State != "Stable" || len(am) != 1 || len(bm) != 1 || am[0].MemberID != bm[0].MemberID {
-		t.Fatalf("group after restart: %+v, before: %+v", after["rg"], before["rg"])
-	}
-	offs, err := adm.FetchOffsets(ctxT(t), "rg")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for p := int32(0); p < 3; p++ {
-		if o, ok := offs.Lookup("rs", p); !ok || o.At != 10 {
-			t.Fatalf("partition %d committed %+v after restart", p, o)
-		}
-	}
-	// The member carries on: it reads exactly the new records.
-	produceN(t, prod, "rs", 3, 5)
-	var offsets []int64
-	for len(offsets) < 15 {
-		fs := cl.PollFetches(ctxT(t))
-		fs.EachRecord(func(r *kgo.Record) { offsets = append(offsets, r.Offset) })
-	}
-	if slices.Min(offsets) != 10 || len(offsets) != 15 {
-		t.Fatalf("after restart consumed offsets %v; want 10..14 per partition", offsets)
+	for _, kip848 := range []bool{false, true} {
+		t.Run(fmt.Sprintf("kip848=%v", kip848), func(t *testing.T) {
+			topic, grp := fmt.Sprintf("rs-%v", kip848), fmt.Sprintf("rg-%v", kip848)
+			createTopic(t, b, topic, 3, nil)
+			prod := b.Client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+			produceN(t, prod, topic, 3, 10)
+			opts := []kgo.Opt{kgo.ConsumerGroup(grp), kgo.ConsumeTopics(topic), kgo.DisableAutoCommit(),
+				kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100 * time.Millisecond)}
+			if kip848 {
+				opts = append(opts, kgo.ServerSideBalancer())
+			}
+			cl := b.Client(t, opts...)
+			got := 0
+			for got < 30 {
+				fs := cl.PollFetches(ctxT(t))
+				got += fs.NumRecords()
+			}
+			if err := cl.CommitUncommittedOffsets(ctxT(t)); err != nil {
+				t.Fatal(err)
+			}
+			id, gen, stable := describeMember(t, prod, grp, kip848)
+			if !stable {
+				t.Fatalf("group %s not stable before the restart", grp)
+			}
+			b.Restart()
+			id2, gen2, stable2 := describeMember(t, prod, grp, kip848)
+			if id2 != id || gen2 != gen || !stable2 {
+				t.Fatalf("member after restart %s/%d stable=%v; before %s/%d", id2, gen2, stable2, id, gen)
+			}
+			offs, err := kadm.NewClient(prod).FetchOffsets(ctxT(t), grp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for p := int32(0); p < 3; p++ {
+				if o, ok := offs.Lookup(topic, p); !ok || o.At != 10 {
+					t.Fatalf("partition %d committed %+v after restart", p, o)
+				}
+			}
+			// The member carries on: it reads exactly the new records.
+			produceN(t, prod, topic, 3, 5)
+			var offsets []int64
+			for len(offsets) < 15 {
+				fs := cl.PollFetches(ctxT(t))
+				fs.EachRecord(func(r *kgo.Record) { offsets = append(offsets, r.Offset) })
+			}
+			if slices.Min(offsets) != 10 || len(offsets) != 15 {
+				t.Fatalf("after restart consumed offsets %v; want 10..14 per partition", offsets)
+			}
+			if id3, _, _ := describeMember(t, prod, grp, kip848); id3 != id {
+				t.Fatalf("member %s replaced by %s after the restart", id, id3)
+			}
+		})
 	}
 }
 

@@ -82,8 +82,17 @@ func (b *Broker) createTopic(name string, n int32, configs map[string]string, va
 		return nil, err
 	}
 	b.publish(st)
+	b.topicsChanged()
 	b.log.Info("topic created", "topic", name, "partitions", n, "id", topics.ID(t.ID).String())
 	return st, nil
+}
+
+// topicsChanged tells the group coordinator, whose KIP-848 groups assign
+// partitions themselves, that topics or partition counts changed.
+func (b *Broker) topicsChanged() {
+	if b.coord != nil {
+		b.coord.TopicsChanged()
+	}
 }
 
 // deleteTopic removes a topic and its data.
@@ -152,6 +161,7 @@ func (b *Broker) createPartitions(name string, n int32, validateOnly bool) error
 	}
 	next.parts = append(next.parts, ps...)
 	b.publish(&next)
+	b.topicsChanged()
 	b.log.Info("partitions created", "topic", name, "from", have, "to", n)
 	return nil
 }

@@ -19,36 +19,6 @@ import (
 // groupWait bounds every wait for a group to reach a state.
 const groupWait = 15 * time.Second
 
-// requireAPI skips the test when the broker does not advertise key: the
-// Sluice broker's group coordinator lands in parallel with these commands,
-// and until it does the Sluice half of the group tests cannot run.
-func requireAPI(t *testing.T, addr string, key kmsg.Key) {
-	t.Helper()
-	adm := newAdmin(t, addr)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	vs, err := adm.ApiVersions(ctx)
-	if err != nil {
-		t.Fatalf("api versions: %v", err)
-	}
-	for _, v := range vs {
-		if v.Err != nil {
-			t.Fatalf("api versions of broker %d: %v", v.NodeID, v.Err)
-		}
-		if _, ok := v.KeyMaxVersion(int16(key)); !ok {
-			t.Skipf("broker %d does not advertise %s yet: its consumer groups are not implemented", v.NodeID, key.Name())
-		}
-	}
-}
-
-// eachGroupBroker is eachBroker for tests that need a group coordinator.
-func eachGroupBroker(t *testing.T, fn func(t *testing.T, addr string)) {
-	eachBroker(t, func(t *testing.T, addr string) {
-		requireAPI(t, addr, kmsg.FindCoordinator)
-		fn(t, addr)
-	})
-}
-
 func newAdmin(t *testing.T, addr string) *kadm.Client {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
@@ -197,7 +167,7 @@ func listGroupsJSON(t *testing.T, addr string, args ...string) map[string]groupR
 // exact lag), the refusal to reset or delete while it has a member, every
 // reset mode as a dry run and executed, and delete.
 func TestGroupLifecycle(t *testing.T) {
-	eachGroupBroker(t, func(t *testing.T, addr string) {
+	eachBroker(t, func(t *testing.T, addr string) {
 		mustRun(t, addr, "", "topic", "create", "orders", "-p", "3")
 		base := time.Now().Add(-time.Hour).Truncate(time.Second)
 		produceAt(t, addr, "orders", 0, 10, base)
@@ -367,7 +337,7 @@ func TestGroupLifecycle(t *testing.T) {
 }
 
 func TestGroupErrors(t *testing.T) {
-	eachGroupBroker(t, func(t *testing.T, addr string) {
+	eachBroker(t, func(t *testing.T, addr string) {
 		mustRun(t, addr, "", "topic", "create", "t1", "-p", "2")
 		r := run(t, addr, "", "group", "describe", "nosuch")
 		if !errors.Is(r.err, ErrGroupNotFound) || !strings.Contains(r.err.Error(), "nosuch") || !strings.Contains(r.stdout, "does not exist") {
@@ -412,8 +382,7 @@ func TestGroupErrors(t *testing.T) {
 // TestGroupNextGen describes a KIP-848 group, which only ConsumerGroupDescribe
 // can: the member's assignment comes from the coordinator, not the client.
 func TestGroupNextGen(t *testing.T) {
-	eachGroupBroker(t, func(t *testing.T, addr string) {
-		requireAPI(t, addr, kmsg.ConsumerGroupHeartbeat)
+	eachBroker(t, func(t *testing.T, addr string) {
 		mustRun(t, addr, "", "topic", "create", "ng", "-p", "2")
 		produceAt(t, addr, "ng", 0, 4, time.Now().Add(-time.Minute))
 		produceAt(t, addr, "ng", 1, 2, time.Now().Add(-time.Minute))
