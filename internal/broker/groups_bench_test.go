@@ -17,11 +17,11 @@ import (
 )
 
 // commitRequest commits offset n for partitions [0, parts) of topic.
-func commitRequest(group, topic string, parts int32, n int64) *kmsg.OffsetCommitRequest {
+func commitRequest(group, topic string, id [16]byte, parts int32, n int64) *kmsg.OffsetCommitRequest {
 	req := kmsg.NewPtrOffsetCommitRequest()
 	req.Group, req.Generation = group, -1
 	rt := kmsg.NewOffsetCommitRequestTopic()
-	rt.Topic = topic
+	rt.Topic, rt.TopicID = topic, id // v10 names topics by id
 	for p := range parts {
 		rp := kmsg.NewOffsetCommitRequestTopicPartition()
 		rp.Partition, rp.Offset = p, n
@@ -48,17 +48,25 @@ func BenchmarkOffsetCommit(b *testing.B) {
 	if r, err := adm.CreateTopic(context.Background(), 1, 1, nil, "base"); err != nil || r.Err != nil {
 		b.Fatalf("create: %v %v", err, r.Err)
 	}
+	td, err := adm.ListTopics(context.Background(), "bc")
+	if err != nil {
+		b.Fatal(err)
+	}
+	id := td["bc"].ID
 	for _, conc := range []int{1, 8} {
 		b.Run(fmt.Sprintf("groups=%d", conc), func(b *testing.B) {
 			cls := make([]*kgo.Client, conc)
 			for i := range cls {
-				cls[i] = br.Client(b, kgo.ProducerLinger(0), kgo.RequiredAcks(kgo.AllISRAcks()))
+				cls[i] = br.Client(b, kgo.ProducerLinger(0), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerBatchCompression(kgo.NoCompression()))
 			}
 			// One record per partition, as the offsets topic stores
-			// them: ~60 bytes of key and ~40 of value.
-			recs := make([]*kgo.Record, parts)
-			for i := range recs {
-				recs[i] = &kgo.Record{Topic: "base", Key: make([]byte, 60), Value: make([]byte, 40)}
+			// them: ~60 bytes of key and ~40 of value. kgo owns a
+			// record until it is acknowledged: one set per producer.
+			recs := make([][]*kgo.Record, conc)
+			for c := range recs {
+				for range parts {
+					recs[c] = append(recs[c], &kgo.Record{Topic: "base", Key: make([]byte, 60), Value: make([]byte, 40)})
+				}
 			}
 			run := func(op func(c int, n int64) error) time.Duration {
 				start := time.Now()
@@ -81,7 +89,7 @@ func BenchmarkOffsetCommit(b *testing.B) {
 			}
 			b.ResetTimer()
 			commit := run(func(c int, n int64) error {
-				resp, err := commitRequest(fmt.Sprintf("bg-%d", c), "bc", parts, n).RequestWith(context.Background(), cls[c])
+				resp, err := commitRequest(fmt.Sprintf("bg-%d", c), "bc", id, parts, n).RequestWith(context.Background(), cls[c])
 				if err != nil {
 					return err
 				}
@@ -95,7 +103,7 @@ func BenchmarkOffsetCommit(b *testing.B) {
 				return nil
 			})
 			b.StopTimer()
-			produce := run(func(c int, _ int64) error { return cls[c].ProduceSync(context.Background(), recs...).FirstErr() })
+			produce := run(func(c int, _ int64) error { return cls[c].ProduceSync(context.Background(), recs[c]...).FirstErr() })
 			b.ReportMetric(float64(time.Second)/float64(commit), "commits/s")
 			b.ReportMetric(float64(time.Second)/float64(produce), "base-produces/s")
 			b.ReportMetric(float64(produce)/float64(commit), "commit/produce-speed")

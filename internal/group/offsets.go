@@ -46,8 +46,20 @@ func (st *state) commit(now time.Time, c *call, req *kmsg.OffsetCommitRequest, f
 		partition int32
 		o         offset
 	}
-	var targets []target
-	var recs []Record
+	n, size := 0, 0
+	for _, t := range req.Topics {
+		n += len(t.Partitions)
+		for _, p := range t.Partitions {
+			meta := 0
+			if p.Metadata != nil {
+				meta = len(*p.Metadata)
+			}
+			size += offsetRecordBytes(req.Group, t.Topic, meta)
+		}
+	}
+	targets := make([]target, 0, n)
+	recs := make([]Record, 0, n)
+	buf := make([]byte, 0, size)
 	maxMeta := st.env.opts.MaxOffsetMetadataBytes
 	for i, t := range req.Topics {
 		rt := &resp.Topics[i]
@@ -70,7 +82,9 @@ func (st *state) commit(now time.Time, c *call, req *kmsg.OffsetCommitRequest, f
 					o.metadata = *p.Metadata
 				}
 				targets = append(targets, target{rp, name, p.Partition, o})
-				recs = append(recs, offsetRecord(g.id, name, p.Partition, o))
+				var r Record
+				buf, r = appendOffsetRecord(buf, g.id, name, p.Partition, o)
+				recs = append(recs, r)
 			}
 		}
 	}

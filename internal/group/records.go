@@ -78,13 +78,33 @@ func offsetKey(group, topic string, partition int32) []byte {
 }
 
 func offsetRecord(group, topic string, partition int32, o offset) Record {
+	_, r := appendOffsetRecord(nil, group, topic, partition, o)
+	return r
+}
+
+// appendOffsetRecord encodes an offset record's key and value at the end of
+// buf and returns them as slices of it, so that a commit of many partitions
+// encodes into one allocation. Earlier records stay valid when buf grows:
+// they keep the array they were written in.
+func appendOffsetRecord(buf []byte, group, topic string, partition int32, o offset) ([]byte, Record) {
+	k := kmsg.OffsetCommitKey{Version: offsetKeyVersion, Group: group, Topic: topic, Partition: partition}
 	v := kmsg.NewOffsetCommitValue()
 	v.Version = offsetValueVersion
 	v.Offset = o.offset
 	v.LeaderEpoch = o.leaderEpoch
 	v.Metadata = o.metadata
 	v.CommitTimestamp = millis(o.committed)
-	return Record{Key: offsetKey(group, topic, partition), Value: v.AppendTo(nil)}
+	start := len(buf)
+	buf = k.AppendTo(buf)
+	mid := len(buf)
+	buf = v.AppendTo(buf)
+	return buf, Record{Key: buf[start:mid:mid], Value: buf[mid:len(buf):len(buf)]}
+}
+
+// offsetRecordBytes estimates an offset record's encoded key and value.
+func offsetRecordBytes(group, topic string, metadata int) int {
+	return 2 + 2 + len(group) + 2 + len(topic) + 4 + // key
+		2 + 8 + 4 + 2 + metadata + 8 // value v3
 }
 
 func offsetTombstone(group, topic string, partition int32) Record {
