@@ -196,8 +196,14 @@ func rebalanceTime(b *testing.B, addr, group string, opts ...kgo.Opt) time.Durat
 //
 //	go test -run '^$' -bench Rebalance -benchtime 5x ./internal/broker
 func BenchmarkRebalance(b *testing.B) {
-	br := brokertest.Start(b, func(o *broker.Options) { o.Group.MinSessionTimeout = time.Second })
-	fake, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "warm"))
+	// KIP-848 members heartbeat at the interval the broker gives them:
+	// the same 100 ms as the classic members' on both brokers.
+	br := brokertest.Start(b, func(o *broker.Options) {
+		o.Group.MinSessionTimeout = time.Second
+		o.Group.Consumer.HeartbeatInterval = 100 * time.Millisecond
+	})
+	fake, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "warm"),
+		kfake.BrokerConfigs(map[string]string{"group.consumer.heartbeat.interval.ms": "100"}))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -208,6 +214,7 @@ func BenchmarkRebalance(b *testing.B) {
 	}{
 		{"eager-range", kgo.Balancers(kgo.RangeBalancer())},
 		{"cooperative-sticky", kgo.Balancers(kgo.CooperativeStickyBalancer())},
+		{"kip848", kgo.ServerSideBalancer()},
 	} {
 		b.Run(bal.name, func(b *testing.B) {
 			var ours, theirs []time.Duration
