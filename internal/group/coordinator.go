@@ -7,6 +7,7 @@ import (
 	"iter"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluice-io/sluice/internal/group/consumer"
@@ -99,6 +100,8 @@ type Coordinator struct {
 	doneMu sync.Mutex
 	dones  []completion
 	wake   chan struct{}
+	// topicsChanged is set by TopicsChanged and read with wake.
+	topicsChanged atomic.Bool
 }
 
 type completion struct {
@@ -306,8 +309,16 @@ func (c *Coordinator) TopicsDeleted(names []string) {
 // and compute a new assignment, on the owner goroutine; the call does not
 // wait for that. Before Load it does nothing: loaded groups check their
 // topics on their first tick anyway.
+//
+// It never blocks, not even when the input channel is full: the owner
+// goroutine itself can cause it (its first append may create the offsets
+// topic). Several calls before the owner notices fold into one.
 func (c *Coordinator) TopicsChanged() {
-	c.send(message{changed: true})
+	c.topicsChanged.Store(true)
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
 }
 
 // Close stops the goroutine and waits for it. Requests still waiting
@@ -379,6 +390,9 @@ func (c *Coordinator) run() {
 			o.message(m)
 		case <-c.wake:
 			o.completions()
+			if c.topicsChanged.Swap(false) {
+				o.message(message{changed: true})
+			}
 		case <-o.timer.C:
 			o.timerSet = false
 			if o.st != nil {
