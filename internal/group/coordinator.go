@@ -491,6 +491,9 @@ func (o *owner) completions() {
 	dones := c.dones
 	c.dones = nil
 	c.doneMu.Unlock()
+	if len(dones) == 0 {
+		return // a wake-up for TopicsChanged, maybe before Load
+	}
 	now := c.opts.Now()
 	fx := &effects{}
 	for _, d := range dones {

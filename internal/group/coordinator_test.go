@@ -371,3 +371,42 @@ func TestCoordinatorTimersExpireSessions(t *testing.T) {
 	}
 	t.Fatalf("session never expired: %+v", c.Groups())
 }
+
+// hookLog calls a hook inside Append, on the coordinator's goroutine, as
+// the broker's log does when its first append creates the offsets topic
+// and so reports a topic change.
+type hookLog struct {
+	*memLog
+	hook func()
+}
+
+func (l hookLog) Append(p int32, recs []Record, done func(error)) {
+	l.hook()
+	l.memLog.Append(p, recs, done)
+}
+
+// TopicsChanged may be called before Load and from inside the
+// coordinator's own Log.Append, with the input channel full, without
+// crashing or deadlocking.
+func TestTopicsChangedNeverBlocks(t *testing.T) {
+	var c *Coordinator
+	log := hookLog{newMemLog(), func() {
+		for range 2 * DefaultMaxQueuedRequests {
+			c.TopicsChanged()
+		}
+	}}
+	opts := Options{Log: log, Topics: testTopics, InitialRebalanceDelay: -1, MaxQueuedRequests: 1}
+	var err error
+	if c, err = New(opts); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.TopicsChanged() // before Load: ignored
+	if err := c.Load(context.Background(), log.records()); err != nil {
+		t.Fatal(err)
+	}
+	resp := do[*kmsg.OffsetCommitResponse](t, c, commitReq("g", -1, "", "orders", 0))
+	if codes := commitCodes(resp); codes[0] != 0 {
+		t.Fatalf("commit: %v", codes)
+	}
+}
