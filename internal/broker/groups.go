@@ -85,6 +85,9 @@ func (p groupPending) Wait(ctx context.Context) server.Response {
 	}
 }
 
+// Groups lists the consumer groups (for tools and tests).
+func (b *Broker) Groups() []group.GroupInfo { return b.coord.Groups() }
+
 // newCoordinator starts the group coordinator over the offsets topic.
 func (b *Broker) newCoordinator() error {
 	n := b.opts.OffsetsTopicPartitions

@@ -121,6 +121,13 @@ func TestGroupKill9(t *testing.T) {
 		return err == nil && d["kmember"].State == "Stable"
 	})
 	before, _ := adm.DescribeGroups(ctxT(t), "kmember")
+	// And a KIP-848 member.
+	_ = newClient(kgo.ConsumerGroup("k848"), kgo.ConsumeTopics("kt"), kgo.ServerSideBalancer())
+	probe := newClient()
+	waitFor(t, 30*time.Second, "the KIP-848 group to be stable", func() bool {
+		return groupReady(t, probe, "k848", 1, true)
+	})
+	id848, epoch848, _ := describeMember(t, probe, "k848", true)
 
 	const groups = 4
 	for round := range 3 {
@@ -181,6 +188,9 @@ func TestGroupKill9(t *testing.T) {
 			t.Logf("round %d: %s acknowledged %d commits, all present", round, name, acked[name]-int64(round*100000))
 		}
 		mu.Unlock()
+	}
+	if id, epoch, _ := describeMember(t, newClient(), "k848", true); id != id848 || epoch < epoch848 {
+		t.Fatalf("KIP-848 member after kill -9: %s epoch %d; before %s epoch %d", id, epoch, id848, epoch848)
 	}
 	after, err := adm.DescribeGroups(ctxT(t), "kmember")
 	if err != nil {

@@ -531,3 +531,60 @@ func TestOffsetsTopicCompacts(t *testing.T) {
 		}
 	}
 }
+
+// A static member (group.instance.id) that restarts takes its place back
+// without a rebalance: the group's generation does not move and the other
+// member keeps its partitions throughout.
+func TestStaticMemberRestart(t *testing.T) {
+	b := brokertest.Start(t)
+	createTopic(t, b, "st", 4, nil)
+	var mu sync.Mutex
+	revoked := map[string]int{}
+	member := func(id string) *kgo.Client {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.DisableIdempotentWrite(),
+			kgo.ConsumerGroup("static"), kgo.ConsumeTopics("st"), kgo.InstanceID(id),
+			kgo.SessionTimeout(10*time.Second), kgo.HeartbeatInterval(100*time.Millisecond),
+			kgo.Balancers(kgo.RangeBalancer()),
+			kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, r map[string][]int32) {
+				mu.Lock()
+				revoked[id] += len(r["st"])
+				mu.Unlock()
+			}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cl
+	}
+	a := member("a")
+	defer a.Close()
+	bm := member("b")
+	prod := b.Client(t)
+	waitFor(t, 30*time.Second, "two stable static members", func() bool { return groupReady(t, prod, "static", 2, false) })
+	gen := generation(b, "static")
+	mu.Lock()
+	revokedA := revoked["a"]
+	mu.Unlock()
+	// A static member does not leave the group when it closes (KIP-345).
+	bm.Close()
+	bm = member("b")
+	defer bm.Close()
+	time.Sleep(500 * time.Millisecond) // five heartbeats: a rebalance would show
+	waitFor(t, 30*time.Second, "b back in a stable group", func() bool { return groupReady(t, prod, "static", 2, false) })
+	if g := generation(b, "static"); g != gen {
+		t.Fatalf("generation moved from %d to %d: the restart caused a rebalance", gen, g)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if revoked["a"] != revokedA {
+		t.Fatalf("member a lost partitions while b restarted (revoked %d, was %d)", revoked["a"], revokedA)
+	}
+}
+
+func generation(b *brokertest.Broker, grp string) int32 {
+	for _, g := range b.Groups() {
+		if g.ID == grp {
+			return g.Generation
+		}
+	}
+	return -1
+}
