@@ -14,14 +14,21 @@ import (
 // TestFetchFrameMatchesKmsg checks it byte for byte against
 // FetchResponse.AppendTo at every version we serve.
 //
-// Fields we always write as their defaults: ThrottleMillis 0, null
-// AbortedTransactions (no transactions yet), PreferredReadReplica -1, and
-// no tagged fields (DivergingEpoch, CurrentLeader, SnapshotID, Brokers).
+// Fields we always write as their defaults: ThrottleMillis 0,
+// PreferredReadReplica -1, and no tagged fields (DivergingEpoch,
+// CurrentLeader, SnapshotID, Brokers). AbortedTransactions is null for
+// read_uncommitted fetches and a list (maybe empty) for read_committed.
 
 type frameTopic struct {
 	name  string
 	id    [16]byte
 	parts []framePart
+}
+
+// abortedTxn is one entry of a partition's AbortedTransactions.
+type abortedTxn struct {
+	producerID  int64
+	firstOffset int64
 }
 
 type framePart struct {
@@ -30,6 +37,10 @@ type framePart struct {
 	hw        int64
 	lso       int64
 	logStart  int64
+	// committed: a read_committed fetch, which lists aborted (the
+	// aborted transactions overlapping the records returned).
+	committed bool
+	aborted   []abortedTxn
 	// The records: inline bytes, or file's n bytes from pos.
 	records []byte
 	file    *os.File
@@ -91,11 +102,21 @@ func fetchFrame(version, errCode int16, sessionID int32, topics []frameTopic) []
 			if version >= 5 {
 				buf = be.AppendUint64(buf, uint64(p.logStart))
 			}
-			// aborted_transactions: null (v4+).
-			if flexible {
+			// aborted_transactions (v4+): null unless read_committed.
+			switch {
+			case !p.committed && flexible:
 				buf = append(buf, 0)
-			} else {
+			case !p.committed:
 				buf = be.AppendUint32(buf, 0xffffffff)
+			default:
+				arrayLen(len(p.aborted))
+				for _, a := range p.aborted {
+					buf = be.AppendUint64(buf, uint64(a.producerID))
+					buf = be.AppendUint64(buf, uint64(a.firstOffset))
+					if flexible {
+						buf = append(buf, 0) // entry tagged fields
+					}
+				}
 			}
 			if version >= 11 {
 				buf = be.AppendUint32(buf, 0xffffffff) // preferred_read_replica -1

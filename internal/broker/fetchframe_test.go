@@ -55,6 +55,12 @@ func TestFetchFrameMatchesKmsg(t *testing.T) {
 						partition: rng.Int32(), errCode: int16(rng.IntN(100)),
 						hw: rng.Int64(), lso: rng.Int64(), logStart: rng.Int64(),
 					}
+					if rng.IntN(2) == 0 {
+						fp.committed = true
+						for range rng.IntN(4) {
+							fp.aborted = append(fp.aborted, abortedTxn{rng.Int64(), rng.Int64()})
+						}
+					}
 					switch rng.IntN(3) {
 					case 0: // empty
 					case 1:
@@ -111,6 +117,14 @@ func kmsgFetch(version, errCode int16, sessionID int32, topics []frameTopic, con
 			rp := kmsg.NewFetchResponseTopicPartition()
 			rp.Partition, rp.ErrorCode = fp.partition, fp.errCode
 			rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = fp.hw, fp.lso, fp.logStart
+			if fp.committed {
+				rp.AbortedTransactions = []kmsg.FetchResponseTopicPartitionAbortedTransaction{}
+				for _, a := range fp.aborted {
+					at := kmsg.NewFetchResponseTopicPartitionAbortedTransaction()
+					at.ProducerID, at.FirstOffset = a.producerID, a.firstOffset
+					rp.AbortedTransactions = append(rp.AbortedTransactions, at)
+				}
+			}
 			rp.RecordBatches = []byte{}
 			if fp.file != nil {
 				rp.RecordBatches = content[fp.pos : fp.pos+fp.n]
