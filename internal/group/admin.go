@@ -4,7 +4,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sluice-io/sluice/internal/group/consumer"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -52,7 +51,10 @@ func (st *state) deleteGroups(c *call, req *kmsg.DeleteGroupsRequest, fx *effect
 	}
 	for _, g := range deleted {
 		var recs []Record
-		for _, tp := range sortedOffsets(g) {
+		// Partitions with only pending transactional offsets get a
+		// tombstone too, as Kafka's deleteAllOffsets: replayed, it
+		// deletes them.
+		for _, tp := range append(sortedOffsets(g), g.pendingOnly(nil)...) {
 			recs = append(recs, offsetTombstone(g.id, tp.topic, tp.partition))
 		}
 		if g.consumer != nil {
@@ -225,14 +227,16 @@ func (st *state) apply(d decoded, now time.Time) error {
 			g.classic = newClassicGroup(d.group, st.env, now)
 			g.consumer = newConsumerGroup(d.group, st.env.opts.Consumer, now)
 		}
-		if err := g.consumer.g.Replay(consumer.Record(d.rec)); err != nil {
+		if err := g.consumer.g.Replay(asConsumer(d.rec)); err != nil {
 			return err
 		}
 		g.consumer.remember([]Record{d.rec})
 	case kindOffset:
 		if d.offset == nil {
+			// A tombstone deletes pending transactional offsets
+			// too, as Kafka's replay does.
 			if g != nil {
-				g.deleteOffset(d.topic, d.partition)
+				st.forgetOffset(g, d.topic, d.partition)
 			}
 			return nil
 		}
@@ -240,9 +244,14 @@ func (st *state) apply(d decoded, now time.Time) error {
 			g = st.newGroup(d.group, now)
 		}
 		o := offset{offset: d.offset.Offset, leaderEpoch: -1, metadata: d.offset.Metadata,
-			committed: time.UnixMilli(d.offset.CommitTimestamp)}
+			committed: time.UnixMilli(d.offset.CommitTimestamp), seq: d.seq}
 		if d.offset.Version >= 3 {
 			o.leaderEpoch = d.offset.LeaderEpoch
+		}
+		if d.txn {
+			// Pending until a marker of the producer ends it.
+			st.addPending(g, d.pid, topicPartition{d.topic, d.partition}, o)
+			return nil
 		}
 		g.setOffset(d.topic, d.partition, o)
 	case kindGroup:

@@ -891,9 +891,13 @@ func (g *classicGroup) leave(now time.Time, c *call, fx *effects) {
 	}
 }
 
-// validateCommit checks an OffsetCommit against the group, as Kafka's
-// ClassicGroup.validateOffsetCommit; a valid member's session is renewed.
-func (g *classicGroup) validateCommit(now time.Time, generation int32, memberID string, instanceID *string) int16 {
+// validateCommit checks an OffsetCommit (txn false) or TxnOffsetCommit
+// against the group, as Kafka's ClassicGroup.validateOffsetCommit; a
+// valid member's session is renewed. A transactional commit naming no
+// member is accepted in any state (older transactional clients send no
+// member), and one from a member is not refused while the group
+// completes a rebalance.
+func (g *classicGroup) validateCommit(now time.Time, generation int32, memberID string, instanceID *string, txn bool) int16 {
 	if g.state == stateDead {
 		return kerr.CoordinatorNotAvailable.Code
 	}
@@ -909,10 +913,10 @@ func (g *classicGroup) validateCommit(now time.Time, generation int32, memberID 
 		if generation != g.generation {
 			return kerr.IllegalGeneration.Code
 		}
-	} else if g.state != stateEmpty {
+	} else if !txn && g.state != stateEmpty {
 		return kerr.UnknownMemberID.Code
 	}
-	if g.state == stateCompletingRebalance {
+	if !txn && g.state == stateCompletingRebalance {
 		return kerr.RebalanceInProgress.Code
 	}
 	if m := g.members[memberID]; m != nil {

@@ -85,7 +85,7 @@ func (cg *consumerGroup) rebuild(st *state) {
 	slices.SortFunc(recs, func(a, b durableRecord) int { return cmp.Compare(a.seq, b.seq) })
 	cg.g = consumer.New(id, st.env.opts.Consumer)
 	for _, r := range recs {
-		if err := cg.g.Replay(consumer.Record(r.rec)); err != nil {
+		if err := cg.g.Replay(asConsumer(r.rec)); err != nil {
 			st.log.Error("group: rebuilding a consumer group from its own records failed", "group", id, "err", err)
 			cg.g = consumer.New(id, st.env.opts.Consumer)
 			clear(cg.durable)
@@ -122,7 +122,7 @@ func (g *classicGroup) isEmpty() bool {
 func toRecords(recs []consumer.Record) []Record {
 	out := make([]Record, len(recs))
 	for i, r := range recs {
-		out[i] = Record(r)
+		out[i] = Record{Key: r.Key, Value: r.Value}
 	}
 	return out
 }
@@ -352,7 +352,7 @@ func (st *state) expireConsumer(now time.Time, g *group, fx *effects) {
 	subs := cg.subscribed(g)
 	var recs []Record
 	for _, tp := range sortedOffsets(g) {
-		if _, ok := subs[tp.topic]; ok {
+		if _, ok := subs[tp.topic]; ok || g.pendingTxn(tp.topic, tp.partition) {
 			continue
 		}
 		if o := g.offsets[tp.topic][tp.partition]; !now.Before(o.committed.Add(retention)) {
@@ -360,7 +360,7 @@ func (st *state) expireConsumer(now time.Time, g *group, fx *effects) {
 			g.deleteOffset(tp.topic, tp.partition)
 		}
 	}
-	deleteGroup := cg.g.Members() == 0 && g.numOffsets() == 0 &&
+	deleteGroup := cg.g.Members() == 0 && g.numOffsets() == 0 && len(g.txn) == 0 &&
 		(len(recs) > 0 || (!cg.emptySince.IsZero() && !now.Before(cg.emptySince.Add(emptyGroupGrace))))
 	if deleteGroup {
 		recs = append(recs, toRecords(cg.g.Delete())...)

@@ -16,14 +16,43 @@ import (
 )
 
 // Record is one record of the offsets log (__consumer_offsets). Value nil
-// is a tombstone.
-type Record struct{ Key, Value []byte }
+// is a tombstone. The zero value of every field but Key and Value means a
+// plain record, so Record{Key: k, Value: v} stays what it always was.
+type Record struct {
+	Key, Value []byte
+
+	// Transactional marks a record of a transactional batch of producer
+	// ProducerID at ProducerEpoch (KIP-98); both are meaningless without
+	// it. A flag rather than ProducerID -1 because 0 is a valid producer
+	// id and the zero Record must stay plain. Append writes the records
+	// of one call as one transactional batch when they carry it (all
+	// records of one Append share one producer); Load reads it back from
+	// the batch header.
+	Transactional bool
+	ProducerID    int64
+	ProducerEpoch int16
+
+	// Control marks a transaction marker read back by Load: the COMMIT
+	// (Commit true) or ABORT marker of ProducerID in partition Partition.
+	// Key and Value are then unused. The coordinator never appends one;
+	// the broker writes markers and calls Coordinator.CompleteTxn.
+	Control, Commit bool
+
+	// Partition is the offsets-log partition Load read the record from.
+	// Load needs it on markers: a marker finishes its producer's
+	// transaction in its own partition only, and Load sees every
+	// partition in one sequence. Append ignores it (p says where).
+	Partition int32
+}
 
 // Log makes the coordinator's state durable. Append writes recs to
 // partition p of the offsets log as one batch and calls done exactly once
 // when they are durable (fsynced) or have failed. done may be called from
 // any goroutine, including synchronously inside Append, and must not
-// block. Append itself must not block for long.
+// block. Append itself must not block for long. Appends to one partition
+// land in the log in the order Append is called: the coordinator orders
+// plain and transactional offsets of one partition by it, as Kafka orders
+// them by log offset.
 type Log interface {
 	Append(p int32, recs []Record, done func(error))
 }
@@ -102,6 +131,18 @@ type Coordinator struct {
 	wake   chan struct{}
 	// topicsChanged is set by TopicsChanged and read with wake.
 	topicsChanged atomic.Bool
+	// Transaction ends from CompleteTxn, handed to the owner as dones
+	// are: CompleteTxn never blocks and never loses one.
+	txnMu   sync.Mutex
+	txnEnds []txnEnd
+}
+
+// txnEnd is one CompleteTxn call.
+type txnEnd struct {
+	producerID int64
+	epoch      int16
+	commit     bool
+	partition  int32
 }
 
 type completion struct {
@@ -197,7 +238,11 @@ func (c *Coordinator) send(m message) bool {
 // and then marks the coordinator loaded. Until Load returns, every group
 // request is answered with COORDINATOR_LOAD_IN_PROGRESS. It is called
 // once, from a goroutine of the broker's. Consumer-protocol records
-// (internal/group/consumer) are replayed into their group; record key
+// (internal/group/consumer) are replayed into their group; offset
+// records of a transactional batch stay pending until a marker of their
+// producer later in the same partition (Record.Control) commits or aborts
+// them, and a transaction without one stays pending after Load until
+// CompleteTxn; record key
 // versions this package does not know (Kafka's own KIP-848, share and
 // streams records) are skipped; a record that does not decode fails the
 // load with a *CorruptRecordError, after which requests are answered
@@ -223,12 +268,23 @@ func (c *Coordinator) Load(ctx context.Context, recs iter.Seq2[Record, error]) e
 				break
 			}
 		}
+		if r.Control {
+			// A marker ends its producer's transaction in its
+			// partition: pending offsets are applied in log order
+			// (commit) or dropped (abort).
+			n++
+			st.completeTxn(now, txnEnd{r.ProducerID, r.ProducerEpoch, r.Commit, r.Partition})
+			continue
+		}
 		d, err := decodeRecord(r)
 		if err != nil {
 			loadErr = &CorruptRecordError{Index: n, Err: err}
 			break
 		}
 		n++
+		// The record's position orders plain and transactional
+		// offsets of one partition; runtime writes continue after it.
+		d.seq = st.nextSeq()
 		if d.kind != kindSkip {
 			if err := st.apply(d, now); err != nil {
 				loadErr = &CorruptRecordError{Index: n - 1, Err: err}
@@ -321,6 +377,29 @@ func (c *Coordinator) TopicsChanged() {
 	}
 }
 
+// CompleteTxn tells the coordinator that the COMMIT (commit true) or
+// ABORT marker of producerID at epoch is durable in partition of the
+// offsets log: the producer's pending transactional offsets of the groups
+// in that partition become committed offsets (each unless a plain commit
+// written after it already replaced it, as Kafka decides) or are dropped.
+// The broker calls it once per marker, after the marker's append is
+// durable; a marker Load has already seen may be reported again, which is
+// harmless.
+//
+// It never blocks: the owner goroutine picks the completion up as it does
+// a finished append, after the appends that finished before it. Calls
+// before Load are kept and applied once loaded; none is lost while the
+// coordinator runs.
+func (c *Coordinator) CompleteTxn(producerID int64, epoch int16, commit bool, partition int32) {
+	c.txnMu.Lock()
+	c.txnEnds = append(c.txnEnds, txnEnd{producerID, epoch, commit, partition})
+	c.txnMu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
 // Close stops the goroutine and waits for it. Requests still waiting
 // (a parked JoinGroup, a commit not yet durable, requests queued) are
 // answered with COORDINATOR_NOT_AVAILABLE. Appends still in flight may
@@ -367,6 +446,7 @@ type owner struct {
 	st       *state // nil until loaded
 	failed   bool   // Load failed
 	deleted  []string
+	ended    []txnEnd           // CompleteTxn calls before Load
 	open     map[*call]struct{} // accepted, not yet answered
 	writes   map[uint64]write   // appended, not yet done
 	nextID   uint64
@@ -390,6 +470,7 @@ func (c *Coordinator) run() {
 			o.message(m)
 		case <-c.wake:
 			o.completions()
+			o.txnEnds()
 			if c.topicsChanged.Swap(false) {
 				o.message(message{changed: true})
 			}
@@ -451,6 +532,14 @@ func (o *owner) message(m message) {
 			o.failed = true
 		} else {
 			o.st = m.loaded
+			if len(o.ended) > 0 {
+				now := c.opts.Now()
+				for _, e := range o.ended {
+					o.st.completeTxn(now, e)
+				}
+				o.ended = nil
+				o.st.settle(now)
+			}
 			if len(o.deleted) > 0 {
 				now := c.opts.Now()
 				fx := &effects{}
@@ -506,6 +595,30 @@ func (o *owner) completions() {
 		o.st.complete(now, w, d.err, fx)
 	}
 	o.finish(now, fx)
+}
+
+// txnEnds applies the transaction ends CompleteTxn queued; before Load
+// they wait in o.ended.
+func (o *owner) txnEnds() {
+	c := o.c
+	c.txnMu.Lock()
+	ends := c.txnEnds
+	c.txnEnds = nil
+	c.txnMu.Unlock()
+	if len(ends) == 0 {
+		return
+	}
+	if o.st == nil {
+		if !o.failed {
+			o.ended = append(o.ended, ends...)
+		}
+		return
+	}
+	now := c.opts.Now()
+	for _, e := range ends {
+		o.st.completeTxn(now, e)
+	}
+	o.st.settle(now)
 }
 
 // finish carries out a step's effects: answers first, then appends (an

@@ -74,7 +74,7 @@ func (st *state) commit(now time.Time, c *call, req *kmsg.OffsetCommitRequest, f
 			case p.Metadata != nil && len(*p.Metadata) > maxMeta:
 				rp.ErrorCode = kerr.OffsetMetadataTooLarge.Code
 			default:
-				o := offset{offset: p.Offset, leaderEpoch: -1, committed: now}
+				o := offset{offset: p.Offset, leaderEpoch: -1, committed: now, seq: st.nextSeq()}
 				if req.Version >= 6 {
 					o.leaderEpoch = p.LeaderEpoch
 				}
@@ -102,7 +102,12 @@ func (st *state) commit(now time.Time, c *call, req *kmsg.OffsetCommitRequest, f
 			}
 		} else if st.groups[g.id] == g {
 			for _, t := range targets {
-				g.setOffset(t.topic, t.partition, t.o)
+				// Appends complete in log order, so this one is the
+				// latest record unless a transaction written after it
+				// was committed first (Kafka: the later record wins).
+				if cur, ok := g.offsets[t.topic][t.partition]; !ok || t.o.seq > cur.seq {
+					g.setOffset(t.topic, t.partition, t.o)
+				}
 			}
 		}
 		fx.reply(c, resp)
@@ -116,7 +121,7 @@ func (st *state) commit(now time.Time, c *call, req *kmsg.OffsetCommitRequest, f
 func (st *state) validateCommit(now time.Time, g *group, req *kmsg.OffsetCommitRequest) int16 {
 	cg := g.consumer
 	if cg == nil {
-		return g.classic.validateCommit(now, req.Generation, req.MemberID, req.InstanceID)
+		return g.classic.validateCommit(now, req.Generation, req.MemberID, req.InstanceID, false)
 	}
 	if code := cg.g.ValidateCommit(req.MemberID, req.Generation); code != 0 {
 		return code
@@ -146,14 +151,17 @@ func (st *state) resolveTopic(byID bool, name string, id [16]byte) (string, int3
 	return name, info.Partitions, 0
 }
 
-// fetch handles an OffsetFetch. Pending commits are not visible; since
-// this coordinator has no transactional offsets, RequireStable is
-// satisfied as is.
+// fetch handles an OffsetFetch. Commits not yet durable and pending
+// transactional offsets are not visible; with RequireStable (v7+) a
+// partition with a transactional offset pending or being written is
+// answered UNSTABLE_OFFSET_COMMIT, as Kafka does, so the client retries
+// once the transaction is over.
 func (st *state) fetch(req *kmsg.OffsetFetchRequest) *kmsg.OffsetFetchResponse {
 	resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
+	stable := req.Version >= 7 && req.RequireStable
 	if req.Version >= 8 {
 		for _, rg := range req.Groups {
-			resp.Groups = append(resp.Groups, st.fetchGroup(req.Version, rg))
+			resp.Groups = append(resp.Groups, st.fetchGroup(req.Version, stable, rg))
 		}
 		return resp
 	}
@@ -169,7 +177,7 @@ func (st *state) fetch(req *kmsg.OffsetFetchRequest) *kmsg.OffsetFetchResponse {
 		gt.Topic, gt.Partitions = t.Topic, t.Partitions
 		rg.Topics = append(rg.Topics, gt)
 	}
-	sg := st.fetchGroup(req.Version, rg)
+	sg := st.fetchGroup(req.Version, stable, rg)
 	if req.Version >= 2 {
 		resp.ErrorCode = sg.ErrorCode
 	}
@@ -190,7 +198,7 @@ func (st *state) fetch(req *kmsg.OffsetFetchRequest) *kmsg.OffsetFetchResponse {
 	return resp
 }
 
-func (st *state) fetchGroup(version int16, rg kmsg.OffsetFetchRequestGroup) kmsg.OffsetFetchResponseGroup {
+func (st *state) fetchGroup(version int16, stable bool, rg kmsg.OffsetFetchRequestGroup) kmsg.OffsetFetchResponseGroup {
 	sg := kmsg.NewOffsetFetchResponseGroup()
 	sg.Group = rg.Group
 	if rg.Group == "" {
@@ -220,6 +228,7 @@ func (st *state) fetchGroup(version int16, rg kmsg.OffsetFetchRequestGroup) kmsg
 	fill := func(sp *kmsg.OffsetFetchResponseGroupTopicPartition, o offset) {
 		sp.Offset, sp.LeaderEpoch, sp.Metadata = o.offset, o.leaderEpoch, kmsg.StringPtr(o.metadata)
 	}
+	unstable := func(topic string, p int32) bool { return stable && g != nil && g.unstable(topic, p) }
 	if rg.Topics == nil { // every committed offset
 		if g == nil {
 			return sg
@@ -246,7 +255,11 @@ func (st *state) fetchGroup(version int16, rg kmsg.OffsetFetchRequestGroup) kmsg
 			slices.Sort(ps)
 			for _, p := range ps {
 				sp := part(p)
-				fill(&sp, g.offsets[t][p])
+				if unstable(t, p) {
+					sp.ErrorCode = kerr.UnstableOffsetCommit.Code
+				} else {
+					fill(&sp, g.offsets[t][p])
+				}
 				st2.Partitions = append(st2.Partitions, sp)
 			}
 			sg.Topics = append(sg.Topics, st2)
@@ -263,7 +276,9 @@ func (st *state) fetchGroup(version int16, rg kmsg.OffsetFetchRequestGroup) kmsg
 		for _, p := range t.Partitions {
 			sp := part(p)
 			sp.ErrorCode = code
-			if g != nil && code == 0 {
+			if code == 0 && unstable(name, p) {
+				sp.ErrorCode = kerr.UnstableOffsetCommit.Code
+			} else if g != nil && code == 0 {
 				if o, ok := g.offsets[name][p]; ok {
 					fill(&sp, o)
 				}
@@ -340,7 +355,9 @@ func (st *state) deleteOffsets(c *call, req *kmsg.OffsetDeleteRequest, fx *effec
 			if rp.ErrorCode != 0 {
 				continue
 			}
-			if _, ok := g.offsets[rt.Topic][rp.Partition]; ok {
+			// A partition with only pending transactional offsets
+			// gets a tombstone too, which deletes them (Kafka).
+			if _, ok := g.offsets[rt.Topic][rp.Partition]; ok || g.pendingTxn(rt.Topic, rp.Partition) {
 				targets = append(targets, target{rp, rt.Topic, rp.Partition})
 				recs = append(recs, offsetTombstone(g.id, rt.Topic, rp.Partition))
 			}
@@ -361,7 +378,7 @@ func (st *state) deleteOffsets(c *call, req *kmsg.OffsetDeleteRequest, fx *effec
 			}
 		} else {
 			for _, t := range targets {
-				g.deleteOffset(t.topic, t.partition)
+				st.forgetOffset(g, t.topic, t.partition)
 			}
 		}
 		fx.reply(c, resp)

@@ -101,6 +101,10 @@ func appendOffsetRecord(buf []byte, group, topic string, partition int32, o offs
 	return buf, Record{Key: buf[start:mid:mid], Value: buf[mid:len(buf):len(buf)]}
 }
 
+// asConsumer is r as internal/group/consumer sees it: Key and Value;
+// consumer-protocol records are never transactional.
+func asConsumer(r Record) consumer.Record { return consumer.Record{Key: r.Key, Value: r.Value} }
+
 // offsetRecordBytes estimates an offset record's encoded key and value.
 func offsetRecordBytes(group, topic string, metadata int) int {
 	return 2 + 2 + len(group) + 2 + len(topic) + 4 + // key
@@ -177,6 +181,10 @@ type decoded struct {
 	offset    *kmsg.OffsetCommitValue
 	meta      *kmsg.GroupMetadataValue
 	rec       Record // kindConsumer: the record, for consumer.Group.Replay
+	seq       uint64 // the record's position in the log (Load sets it)
+	// txn: an offset record of a transactional batch of producer pid.
+	txn bool
+	pid int64
 }
 
 // decodeRecord decodes r. It never panics, whatever the bytes.
@@ -198,7 +206,8 @@ func decodeRecord(r Record) (decoded, error) {
 		if err := k.ReadFrom(r.Key); err != nil {
 			return decoded{}, fmt.Errorf("offset commit key: %w", err)
 		}
-		d := decoded{kind: kindOffset, group: k.Group, topic: k.Topic, partition: k.Partition}
+		d := decoded{kind: kindOffset, group: k.Group, topic: k.Topic, partition: k.Partition,
+			txn: r.Transactional, pid: r.ProducerID}
 		if r.Value == nil {
 			return d, nil
 		}

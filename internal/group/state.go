@@ -22,6 +22,7 @@ type offset struct {
 	leaderEpoch int32
 	metadata    string
 	committed   time.Time
+	seq         uint64 // position in the log: of two offsets, the later record wins
 }
 
 // group is everything the coordinator keeps for one group id: the
@@ -37,6 +38,12 @@ type group struct {
 	consumer *consumerGroup
 	offsets  map[string]map[int32]offset // topic -> partition
 	inflight int                         // offset writes not yet done; retention waits for them
+
+	// txn holds pending transactional offsets by producer id, durable
+	// but not yet committed or aborted (txnoffsets.go); txnWriting
+	// counts transactional writes in flight per partition.
+	txn        map[int64]map[topicPartition]offset
+	txnWriting map[topicPartition]int
 
 	scheduled time.Time // the deadline pushed on the heap, zero if none
 }
@@ -75,14 +82,20 @@ type state struct {
 	groups map[string]*group
 	timers deadlines
 	dirty  []*group // groups touched by the current step, to reschedule
+
+	seq        uint64                         // last offset sequence number given out
+	txns       map[txnKey]map[*group]struct{} // groups with pending offsets of a transaction
+	txnFlights map[txnKey]*txnFlight          // transactional appends in flight
 }
 
 func newState(e *env) *state {
-	return &state{env: e, log: e.opts.Logger, groups: make(map[string]*group)}
+	return &state{env: e, log: e.opts.Logger, groups: make(map[string]*group),
+		txns: make(map[txnKey]map[*group]struct{}), txnFlights: make(map[txnKey]*txnFlight)}
 }
 
 func (st *state) newGroup(id string, now time.Time) *group {
-	g := &group{id: id, classic: newClassicGroup(id, st.env, now), offsets: make(map[string]map[int32]offset)}
+	g := &group{id: id, classic: newClassicGroup(id, st.env, now), offsets: make(map[string]map[int32]offset),
+		txn: make(map[int64]map[topicPartition]offset), txnWriting: make(map[topicPartition]int)}
 	st.groups[id] = g
 	return g
 }
@@ -129,6 +142,8 @@ func (st *state) handle(now time.Time, c *call, fx *effects) {
 		}
 	case *kmsg.OffsetCommitRequest:
 		st.commit(now, c, req, fx)
+	case *kmsg.TxnOffsetCommitRequest:
+		st.txnCommit(now, c, req, fx)
 	case *kmsg.OffsetFetchRequest:
 		fx.reply(c, st.fetch(req))
 	case *kmsg.OffsetDeleteRequest:
@@ -216,7 +231,7 @@ func (st *state) settle(now time.Time) {
 			case cg.emptySince.IsZero():
 				cg.emptySince = now
 			}
-			if n == 0 && len(cg.durable) == 0 && !cg.busy && g.numOffsets() == 0 && g.inflight == 0 {
+			if n == 0 && len(cg.durable) == 0 && !cg.busy && g.numOffsets() == 0 && g.inflight == 0 && len(g.txn) == 0 {
 				delete(st.groups, g.id) // never durable: a failed first join
 				continue
 			}
@@ -225,7 +240,7 @@ func (st *state) settle(now time.Time) {
 		}
 		c := g.classic
 		if c.state == stateEmpty && c.generation == 0 && c.protocolType == "" &&
-			len(c.members) == 0 && len(c.pending) == 0 && g.numOffsets() == 0 && g.inflight == 0 {
+			len(c.members) == 0 && len(c.pending) == 0 && g.numOffsets() == 0 && g.inflight == 0 && len(g.txn) == 0 {
 			// Never written to the log (a failed first join, or a
 			// commit that stored nothing): forget it quietly.
 			delete(st.groups, g.id)
@@ -317,7 +332,7 @@ func (st *state) retentionDeadline(g *group) time.Time {
 			return time.Time{}
 		}
 		if g.numOffsets() == 0 {
-			if cg.g.Members() > 0 || cg.emptySince.IsZero() {
+			if cg.g.Members() > 0 || cg.emptySince.IsZero() || len(g.txn) > 0 {
 				return time.Time{}
 			}
 			return cg.emptySince.Add(emptyGroupGrace)
@@ -333,13 +348,18 @@ func (st *state) retentionDeadline(g *group) time.Time {
 		if len(c.pending) > 0 {
 			return time.Time{} // the pending members' expiry wakes it
 		}
+		if len(g.txn) > 0 {
+			return time.Time{} // CompleteTxn wakes it
+		}
 		return c.stateSince.Add(emptyGroupGrace)
 	}
 	// Every deadline returned must be one expire acts on, or the owner
 	// would wake up again at once.
 	switch {
 	case c.state == stateEmpty && c.protocolType != "":
-		return c.stateSince.Add(retention)
+		if !oldestCommit(g, nil).IsZero() { // some offset without pending transactional ones
+			return c.stateSince.Add(retention)
+		}
 	case c.protocolType == "":
 		if t := oldestCommit(g, nil); !t.IsZero() {
 			return t.Add(retention)
@@ -355,14 +375,18 @@ func (st *state) retentionDeadline(g *group) time.Time {
 }
 
 // oldestCommit is the earliest commit time among g's offsets of topics
-// not in skip.
+// not in skip, leaving out partitions with pending transactional offsets,
+// which do not expire (zero if none is left).
 func oldestCommit(g *group, skip map[string]struct{}) time.Time {
 	var t time.Time
 	for topic, ps := range g.offsets {
 		if _, ok := skip[topic]; ok {
 			continue
 		}
-		for _, o := range ps {
+		for p, o := range ps {
+			if len(g.txn) > 0 && g.pendingTxn(topic, p) {
+				continue
+			}
 			if t.IsZero() || o.committed.Before(t) {
 				t = o.committed
 			}
@@ -392,7 +416,9 @@ func (st *state) expire(now time.Time, g *group, fx *effects) {
 	case c.state == stateEmpty && c.protocolType != "":
 		if !now.Before(c.stateSince.Add(retention)) {
 			for _, tp := range sortedOffsets(g) {
-				drop(tp.topic, tp.partition)
+				if !g.pendingTxn(tp.topic, tp.partition) {
+					drop(tp.topic, tp.partition)
+				}
 			}
 		}
 	case c.protocolType == "" || c.state == stateStable:
@@ -404,7 +430,7 @@ func (st *state) expire(now time.Time, g *group, fx *effects) {
 			}
 		}
 		for _, tp := range sortedOffsets(g) {
-			if _, ok := subs[tp.topic]; ok {
+			if _, ok := subs[tp.topic]; ok || g.pendingTxn(tp.topic, tp.partition) {
 				continue
 			}
 			if o := g.offsets[tp.topic][tp.partition]; !now.Before(o.committed.Add(retention)) {
@@ -412,7 +438,7 @@ func (st *state) expire(now time.Time, g *group, fx *effects) {
 			}
 		}
 	}
-	deleteGroup := c.state == stateEmpty && len(c.pending) == 0 && g.numOffsets() == 0 &&
+	deleteGroup := c.state == stateEmpty && len(c.pending) == 0 && g.numOffsets() == 0 && len(g.txn) == 0 &&
 		(len(recs) > 0 || !now.Before(c.stateSince.Add(emptyGroupGrace)))
 	if deleteGroup {
 		recs = append(recs, groupTombstone(g.id))
@@ -454,12 +480,15 @@ func (st *state) topicsDeleted(now time.Time, names []string, fx *effects) {
 	for _, n := range names {
 		gone[n] = struct{}{}
 	}
+	isGone := func(t string) bool { _, ok := gone[t]; return ok }
 	for _, g := range st.sortedGroups() {
 		var recs []Record
-		for _, tp := range sortedOffsets(g) {
-			if _, ok := gone[tp.topic]; ok {
+		// Pending transactional offsets of the topics go too, as
+		// Kafka's onTopicsDeleted: one tombstone per partition.
+		for _, tp := range append(sortedOffsets(g), g.pendingOnly(isGone)...) {
+			if isGone(tp.topic) {
 				recs = append(recs, offsetTombstone(g.id, tp.topic, tp.partition))
-				g.deleteOffset(tp.topic, tp.partition)
+				st.forgetOffset(g, tp.topic, tp.partition)
 			}
 		}
 		if len(recs) > 0 {

@@ -9,6 +9,7 @@ var served = map[int16][2]int16{
 	13: {0, 5},  // LeaveGroup: v3 batch leave
 	8:  {0, 10}, // OffsetCommit: v10 topic ids; v2-v4 retention time is ignored, as Kafka 2.1+ does
 	9:  {0, 10}, // OffsetFetch: v8 several groups, v10 topic ids; v9 member fields are for consumer groups
+	28: {0, 6},  // TxnOffsetCommit: v3 member fields (KIP-447), v6 topic ids
 	47: {0, 0},  // OffsetDelete
 	42: {0, 3},  // DeleteGroups
 	15: {0, 6},  // DescribeGroups
