@@ -132,6 +132,8 @@ type Segment struct {
 	flushedSize int64
 	// writebackFrom is where the next started writeback begins.
 	writebackFrom int64
+
+	txn txnState
 }
 
 // Path returns the path of the segment's file with the given suffix.
@@ -172,9 +174,12 @@ func create(s *Segment) (*Segment, error) {
 	s.active = newHandle(f)
 	s.offsets = index.NewOffsets(s.base)
 	s.times = index.NewTimes(s.base)
+	// The first flush creates the transaction index, even empty: a
+	// flushed segment without one is a segment whose index was lost.
+	s.txn = txnState{loaded: true, written: rewriteIndex}
 	// Stale index files from an earlier life of this base offset would
 	// otherwise be trusted by a later recovery.
-	for _, suf := range []string{IndexSuffix, TimeIndexSuffix} {
+	for _, suf := range []string{IndexSuffix, TimeIndexSuffix, TxnIndexSuffix} {
 		if err := fsys.Remove(s.Path(suf)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			_ = s.active.f.Close()
 			return nil, fmt.Errorf("segment: create: %w", err)
@@ -274,6 +279,7 @@ type FlushJob struct {
 	offW, timW     int
 	sealed         bool
 	indexes        bool // write the index tails
+	txn            *txnFlush
 	// Created is set by Run when an index file was created, so the
 	// owner knows to sync the directory.
 	Created bool
@@ -301,13 +307,14 @@ func (s *Segment) PrepareFlush() *FlushJob {
 	if idx && len(offB) == s.offsetsWritten && len(timB) == s.timesWritten {
 		idx = false
 	}
-	if s.state == Active && s.flushedSize == s.size && !idx {
+	txn := s.prepareTxnFlush()
+	if s.state == Active && s.flushedSize == s.size && !idx && txn == nil {
 		return nil
 	}
 	if !s.active.acquire() {
 		return nil
 	}
-	j := &FlushJob{s: s, h: s.active, size: s.size, sealed: s.state == Sealed, indexes: idx}
+	j := &FlushJob{s: s, h: s.active, size: s.size, sealed: s.state == Sealed, indexes: idx, txn: txn}
 	if idx {
 		j.offsets, j.times, j.offW, j.timW = offB, timB, s.offsetsWritten, s.timesWritten
 	}
@@ -326,6 +333,13 @@ func (j *FlushJob) Run(sync bool) error {
 			return err
 		}
 		created, err := s.writeIndex(TimeIndexSuffix, j.times, &j.timW, sync)
+		if err != nil {
+			return err
+		}
+		j.Created = j.Created || created
+	}
+	if j.txn != nil {
+		created, err := j.txn.run(s, sync)
 		if err != nil {
 			return err
 		}
@@ -350,6 +364,9 @@ func (j *FlushJob) Finish(env *Env) {
 	if j.indexes {
 		s.offsetsWritten, s.timesWritten = j.offW, j.timW
 	}
+	if j.txn != nil && s.txn.loaded && len(s.txn.entries) >= j.txn.n {
+		s.txn.written = j.txn.n
+	}
 	if j.size > s.flushedSize {
 		s.flushedSize = j.size
 	}
@@ -361,6 +378,11 @@ func (j *FlushJob) Finish(env *Env) {
 		s.offsets, s.times = nil, nil
 		s.active.Release()
 		s.active = nil
+		if s.txn.loaded && s.txn.written == len(s.txn.entries) {
+			// Read from the file from now on (rarely: read_committed
+			// fetches only).
+			s.txn = txnState{}
+		}
 	}
 }
 
@@ -424,7 +446,7 @@ func (s *Segment) Remove(cache *FileCache) error {
 	s.Close()
 	s.state = Deleted
 	var errs []error
-	for _, suf := range []string{LogSuffix, IndexSuffix, TimeIndexSuffix} {
+	for _, suf := range []string{LogSuffix, IndexSuffix, TimeIndexSuffix, TxnIndexSuffix} {
 		p := s.Path(suf)
 		if cache != nil && suf == LogSuffix {
 			cache.Evict(p)
@@ -468,6 +490,14 @@ func (s *Segment) writeIndexes() error {
 	if _, err := s.writeIndex(IndexSuffix, s.offsets.FileBytes(), &s.offsetsWritten, true); err != nil {
 		return err
 	}
-	_, err := s.writeIndex(TimeIndexSuffix, s.times.FileBytes(), &s.timesWritten, true)
-	return err
+	if _, err := s.writeIndex(TimeIndexSuffix, s.times.FileBytes(), &s.timesWritten, true); err != nil {
+		return err
+	}
+	if j := s.prepareTxnFlush(); j != nil {
+		if _, err := j.run(s, true); err != nil {
+			return err
+		}
+		s.txn.written = j.n
+	}
+	return nil
 }

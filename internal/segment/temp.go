@@ -30,7 +30,7 @@ func ParseTempName(name string) (base int64, suffix, tmp string, ok bool) {
 		return 0, "", "", false
 	}
 	base, suffix, ok = ParseName(strings.TrimSuffix(name, tmp))
-	if !ok || (suffix != LogSuffix && suffix != IndexSuffix && suffix != TimeIndexSuffix) {
+	if !ok || (suffix != LogSuffix && suffix != IndexSuffix && suffix != TimeIndexSuffix && suffix != TxnIndexSuffix) {
 		return 0, "", "", false
 	}
 	return base, suffix, tmp, true
@@ -89,7 +89,7 @@ func (s *Segment) renameTemp(to string) error {
 }
 
 func (s *Segment) renameFiles(from, to string) error {
-	for _, suf := range []string{IndexSuffix, TimeIndexSuffix, LogSuffix} {
+	for _, suf := range []string{IndexSuffix, TimeIndexSuffix, TxnIndexSuffix, LogSuffix} {
 		src := filepath.Join(s.dir, Name(s.base)+suf+from)
 		dst := filepath.Join(s.dir, Name(s.base)+suf+to)
 		if err := s.fs.Rename(src, dst); err != nil {
@@ -112,6 +112,7 @@ func (s *Segment) Settle(env *Env) {
 		env.Indexes.Put(s.IndexKey(), s.offsets, s.times)
 	}
 	s.offsets, s.times = nil, nil
+	s.txn = txnState{}
 	s.active.Release()
 	s.active = nil
 }
@@ -121,7 +122,7 @@ func (s *Segment) Settle(env *Env) {
 func (s *Segment) RemoveTemp() error {
 	s.Close()
 	var errs []error
-	for _, suf := range []string{LogSuffix, IndexSuffix, TimeIndexSuffix} {
+	for _, suf := range []string{LogSuffix, IndexSuffix, TimeIndexSuffix, TxnIndexSuffix} {
 		for _, tmp := range []string{CleanedSuffix, SwapSuffix} {
 			p := filepath.Join(s.dir, Name(s.base)+suf+tmp)
 			if err := s.fs.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {

@@ -103,7 +103,7 @@ func TestTempLifecycle(t *testing.T) {
 		t.Fatalf("read after install: %v", err)
 	}
 	names, _ := mem.ReadDir("p")
-	if len(names) != 3 {
+	if len(names) != 4 { // .log, .index, .timeindex, .txnindex
 		t.Fatalf("files %v", names)
 	}
 
@@ -115,7 +115,7 @@ func TestTempLifecycle(t *testing.T) {
 	if err := tmp.RemoveTemp(); err != nil {
 		t.Fatal(err)
 	}
-	if names2, _ := mem.ReadDir("p"); len(names2) != 3 {
+	if names2, _ := mem.ReadDir("p"); len(names2) != 4 {
 		t.Fatalf("files after RemoveTemp %v", names2)
 	}
 }

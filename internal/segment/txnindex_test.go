@@ -1,0 +1,118 @@
+package segment
+
+import (
+	"errors"
+	"slices"
+	"testing"
+
+	"github.com/sluice-io/sluice/internal/producer"
+	"github.com/sluice-io/sluice/internal/vfs"
+)
+
+func TestTxnIndex(t *testing.T) {
+	mem := vfs.NewMem()
+	mem.MkdirAll("p")
+	e := env(t, mem)
+	s, err := Create(mem, "p", 0, Options{IndexIntervalBytes: 256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, s, 4)
+	// A segment being written holds its entries; the first flush creates
+	// the file even when there are none.
+	if got, err := s.AbortedTxns(); err != nil || len(got) != 0 {
+		t.Fatalf("empty: %v %v", got, err)
+	}
+	if err := s.Flush(e); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mem.Stat(s.Path(TxnIndexSuffix)); err != nil {
+		t.Fatalf("no txnindex after the first flush: %v", err)
+	}
+	want := []producer.AbortedTxn{
+		{ProducerID: 7, FirstOffset: 0, LastOffset: 3, LastStableOffset: 4},
+		{ProducerID: 8, FirstOffset: 1, LastOffset: 6, LastStableOffset: 7},
+	}
+	s.AddAbortedTxn(want[0])
+	if err := s.Flush(e); err != nil {
+		t.Fatal(err)
+	}
+	s.AddAbortedTxn(want[1])
+	s.Seal()
+	if err := s.Flush(e); err != nil {
+		t.Fatal(err)
+	}
+	if s.TxnLoaded() {
+		t.Fatal("a flushed segment keeps its entries in memory")
+	}
+	got, err := s.AbortedTxns()
+	if err != nil || !slices.Equal(got, want) {
+		t.Fatalf("from the file: %+v %v", got, err)
+	}
+
+	// A damaged file is a CorruptError; a missing one is
+	// ErrTxnIndexMissing; WriteTxnIndex puts it back.
+	f, _ := mem.OpenRW(s.Path(TxnIndexSuffix))
+	f.Truncate(int64(txnHeaderBytes + txnEntryBytes + 5))
+	f.Close()
+	var ce *CorruptError
+	if _, err := s.AbortedTxns(); !errors.As(err, &ce) {
+		t.Fatalf("torn: %v", err)
+	}
+	mem.Remove(s.Path(TxnIndexSuffix))
+	if _, err := s.AbortedTxns(); !errors.Is(err, ErrTxnIndexMissing) {
+		t.Fatalf("missing: %v", err)
+	}
+	if err := s.WriteTxnIndex(want); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.AbortedTxns(); err != nil || !slices.Equal(got, want) {
+		t.Fatalf("rewritten: %+v %v", got, err)
+	}
+
+	// Truncation: the owner sets the kept entries; the flush rewrites the
+	// file in place and cuts it.
+	s2, err := Create(mem, "p", 100, Options{IndexIntervalBytes: 256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, s2, 3)
+	s2.AddAbortedTxn(producer.AbortedTxn{ProducerID: 1, FirstOffset: 100, LastOffset: 101, LastStableOffset: 102})
+	s2.AddAbortedTxn(producer.AbortedTxn{ProducerID: 2, FirstOffset: 100, LastOffset: 105, LastStableOffset: 106})
+	if err := s2.Flush(e); err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.TruncateTo(e, 103); err != nil {
+		t.Fatal(err)
+	}
+	keep := []producer.AbortedTxn{{ProducerID: 1, FirstOffset: 100, LastOffset: 101, LastStableOffset: 102}}
+	s2.SetAbortedTxns(keep)
+	if err := s2.Flush(e); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := readWhole(mem, s2.Path(TxnIndexSuffix))
+	if got, err := DecodeTxnIndex("x", 100, b); err != nil || !slices.Equal(got, keep) {
+		t.Fatalf("after truncation: %+v %v", got, err)
+	}
+	if err := s2.Remove(e.Files); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mem.Stat(s2.Path(TxnIndexSuffix)); err == nil {
+		t.Fatal("Remove left the txnindex")
+	}
+}
+
+func FuzzDecodeTxnIndex(f *testing.F) {
+	s := &Segment{base: 10}
+	f.Add(s.encodeTxnIndex([]producer.AbortedTxn{{ProducerID: 1, FirstOffset: 3, LastOffset: 12, LastStableOffset: 13}}))
+	f.Add(s.encodeTxnIndex(nil))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, err := DecodeTxnIndex("fuzz", 10, b)
+		if err != nil {
+			return
+		}
+		if again := s.encodeTxnIndex(got); string(again) != string(b) {
+			t.Fatalf("re-encoding differs")
+		}
+	})
+}
