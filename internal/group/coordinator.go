@@ -125,16 +125,14 @@ type Coordinator struct {
 	loadOnce sync.Once
 
 	// Completed appends, handed from done callbacks (any goroutine) to
-	// the owner. wake has room for one signal so done never blocks.
+	// the owner, and transaction ends from CompleteTxn, in one queue so
+	// the owner sees them in the order they happened. wake has room for
+	// one signal so neither ever blocks.
 	doneMu sync.Mutex
 	dones  []completion
 	wake   chan struct{}
 	// topicsChanged is set by TopicsChanged and read with wake.
 	topicsChanged atomic.Bool
-	// Transaction ends from CompleteTxn, handed to the owner as dones
-	// are: CompleteTxn never blocks and never loses one.
-	txnMu   sync.Mutex
-	txnEnds []txnEnd
 }
 
 // txnEnd is one CompleteTxn call.
@@ -148,6 +146,7 @@ type txnEnd struct {
 type completion struct {
 	id  uint64
 	err error
+	end *txnEnd // a CompleteTxn instead of an append
 }
 
 // message is what the owner goroutine reads: a request, or one of the
@@ -387,13 +386,14 @@ func (c *Coordinator) TopicsChanged() {
 // harmless.
 //
 // It never blocks: the owner goroutine picks the completion up as it does
-// a finished append, after the appends that finished before it. Calls
-// before Load are kept and applied once loaded; none is lost while the
-// coordinator runs.
+// a finished append, after the appends that finished before it, and
+// before any request sent after CompleteTxn returned. Calls before Load
+// are kept and applied once loaded; none is lost while the coordinator
+// runs.
 func (c *Coordinator) CompleteTxn(producerID int64, epoch int16, commit bool, partition int32) {
-	c.txnMu.Lock()
-	c.txnEnds = append(c.txnEnds, txnEnd{producerID, epoch, commit, partition})
-	c.txnMu.Unlock()
+	c.doneMu.Lock()
+	c.dones = append(c.dones, completion{end: &txnEnd{producerID, epoch, commit, partition}})
+	c.doneMu.Unlock()
 	select {
 	case c.wake <- struct{}{}:
 	default:
@@ -432,7 +432,7 @@ func (c *Coordinator) Close() {
 // possibly inside Append, never blocking.
 func (c *Coordinator) appended(id uint64, err error) {
 	c.doneMu.Lock()
-	c.dones = append(c.dones, completion{id, err})
+	c.dones = append(c.dones, completion{id: id, err: err})
 	c.doneMu.Unlock()
 	select {
 	case c.wake <- struct{}{}:
@@ -467,10 +467,10 @@ func (c *Coordinator) run() {
 			o.shutdown()
 			return
 		case m := <-c.in:
+			o.beforeMessage()
 			o.message(m)
 		case <-c.wake:
 			o.completions()
-			o.txnEnds()
 			if c.topicsChanged.Swap(false) {
 				o.message(message{changed: true})
 			}
@@ -583,9 +583,23 @@ func (o *owner) completions() {
 	if len(dones) == 0 {
 		return // a wake-up for TopicsChanged, maybe before Load
 	}
+	if o.st == nil {
+		// Before Load only transaction ends can be queued (nothing
+		// was appended); they wait for the loaded state.
+		for _, d := range dones {
+			if d.end != nil && !o.failed {
+				o.ended = append(o.ended, *d.end)
+			}
+		}
+		return
+	}
 	now := c.opts.Now()
 	fx := &effects{}
 	for _, d := range dones {
+		if d.end != nil {
+			o.st.completeTxn(now, *d.end)
+			continue
+		}
 		w, ok := o.writes[d.id]
 		if !ok {
 			c.log.Error("group: Log called done twice", "append", d.id)
@@ -597,28 +611,17 @@ func (o *owner) completions() {
 	o.finish(now, fx)
 }
 
-// txnEnds applies the transaction ends CompleteTxn queued; before Load
-// they wait in o.ended.
-func (o *owner) txnEnds() {
+// beforeMessage applies what completed before a request arrived, so that
+// a request sent after CompleteTxn returned sees its effect. With nothing
+// queued it costs a lock.
+func (o *owner) beforeMessage() {
 	c := o.c
-	c.txnMu.Lock()
-	ends := c.txnEnds
-	c.txnEnds = nil
-	c.txnMu.Unlock()
-	if len(ends) == 0 {
-		return
+	c.doneMu.Lock()
+	n := len(c.dones)
+	c.doneMu.Unlock()
+	if n > 0 {
+		o.completions()
 	}
-	if o.st == nil {
-		if !o.failed {
-			o.ended = append(o.ended, ends...)
-		}
-		return
-	}
-	now := c.opts.Now()
-	for _, e := range ends {
-		o.st.completeTxn(now, e)
-	}
-	o.st.settle(now)
 }
 
 // finish carries out a step's effects: answers first, then appends (an

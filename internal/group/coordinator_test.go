@@ -40,7 +40,8 @@ func (l *memLog) Append(p int32, recs []Record, done func(error)) {
 	store := func() {
 		l.mu.Lock()
 		for _, r := range recs {
-			l.parts[p] = append(l.parts[p], Record{Key: slices.Clone(r.Key), Value: slices.Clone(r.Value)})
+			l.parts[p] = append(l.parts[p], Record{Key: slices.Clone(r.Key), Value: slices.Clone(r.Value),
+				Transactional: r.Transactional, ProducerID: r.ProducerID, ProducerEpoch: r.ProducerEpoch, Partition: p})
 		}
 		l.mu.Unlock()
 		done(nil)
