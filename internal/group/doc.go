@@ -2,7 +2,9 @@
 // protocol (JoinGroup, SyncGroup, Heartbeat, LeaveGroup) and committed
 // offsets (OffsetCommit, OffsetFetch, OffsetDelete), with the admin APIs
 // DescribeGroups, ListGroups and DeleteGroups, as Kafka's GroupCoordinator
-// serves them.
+// serves them, and transactional offsets (TxnOffsetCommit, KIP-98 and
+// KIP-447): pending per (group, producer) until the broker reports the
+// transaction's marker with CompleteTxn (txnoffsets.go has the rules).
 //
 // Ownership: all mutable state belongs to one goroutine that reads a
 // bounded channel (Coordinator.Do). The group rules are a pure state
