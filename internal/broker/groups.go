@@ -117,14 +117,15 @@ func (b *Broker) loadGroups(ctx context.Context) {
 }
 
 // offsetsRecords yields every record of the offsets topic, partition by
-// partition, in offset order. Control batches are skipped.
+// partition, in offset order, with their batches' producer fields;
+// transaction markers come as Control records.
 func (b *Broker) offsetsRecords(st *topicState) iter.Seq2[group.Record, error] {
 	return func(yield func(group.Record, error) bool) {
 		if st == nil {
 			return
 		}
 		var buf []byte
-		for _, p := range st.parts {
+		for pi, p := range st.parts {
 			start, end := p.Offsets()
 			for off := start; off < end; {
 				res, err := p.Read(off, offsetsLoadReadBytes)
@@ -152,14 +153,26 @@ func (b *Broker) offsetsRecords(st *topicState) iter.Seq2[group.Record, error] {
 				off = r.Last + 1
 				it := batch.NewIter(buf)
 				for it.Next() {
-					if it.Header().Control() {
-						continue
-					}
+					h := it.Header()
 					stop := false
 					err := batch.Records(it.Batch(), func(rec *batch.Record) error {
-						out := group.Record{Key: clone(rec.Key)}
-						if !rec.ValueNull {
-							out.Value = clone(rec.Value)
+						out := group.Record{
+							Transactional: h.Transactional(), ProducerID: h.ProducerID, ProducerEpoch: h.ProducerEpoch,
+							Partition: int32(pi),
+						}
+						if h.Control() {
+							// A transaction marker: its key says
+							// commit or abort.
+							var k kmsg.ControlRecordKey
+							if err := k.ReadFrom(rec.Key); err != nil {
+								return fmt.Errorf("%w: control record key: %v", batch.ErrCorrupt, err)
+							}
+							out.Control, out.Commit = true, k.Type == kmsg.ControlRecordKeyTypeCommit
+						} else {
+							out.Key = clone(rec.Key)
+							if !rec.ValueNull {
+								out.Value = clone(rec.Value)
+							}
 						}
 						if !yield(out, nil) {
 							stop = true
@@ -234,7 +247,13 @@ func (l offsetsLog) Append(p int32, recs []group.Record, done func(error)) {
 	for i, r := range recs {
 		rs[i] = batch.Record{Key: r.Key, Value: r.Value, KeyNull: r.Key == nil, ValueNull: r.Value == nil}
 	}
-	raw, err := batch.Build(batch.CodecNone, l.b.now().UnixMilli(), rs, batch.BuildOptions{})
+	var bo batch.BuildOptions
+	if len(recs) > 0 && recs[0].Transactional {
+		// A TxnOffsetCommit: the records belong to the producer's
+		// transaction, and its marker decides them.
+		bo = batch.BuildOptions{Transactional: true, ProducerID: recs[0].ProducerID, ProducerEpoch: recs[0].ProducerEpoch, BaseSequence: -1}
+	}
+	raw, err := batch.Build(batch.CodecNone, l.b.now().UnixMilli(), rs, bo)
 	if err != nil {
 		done(err)
 		return
