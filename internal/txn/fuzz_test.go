@@ -87,7 +87,7 @@ func TestRecordRoundTrip(t *testing.T) {
 	}
 	for _, bad := range []Record{
 		{Key: []byte{0}},
-		{Key: []byte{0, 1, 0, 0}},                             // unknown key version
+		{Key: []byte{0, 1, 0, 0}}, // unknown key version
 		{Key: pidBlockKey(), Value: []byte{0, 1, 0, 0, 0, 0}}, // short
 		{Key: txnKey("a"), Value: []byte{0, 9}},               // value version 9
 	} {
