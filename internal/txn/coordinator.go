@@ -200,8 +200,12 @@ func (c *Coordinator) Load(ctx context.Context, recs iter.Seq2[Record, error]) e
 		n++
 		st.apply(d)
 	}
+	var ids int
+	var nextPID int64
 	if loadErr != nil {
 		st = nil
+	} else {
+		ids, nextPID = len(st.txns), st.pids.end // st belongs to the owner once sent
 	}
 	ack, took := make(chan struct{}), false
 	if !c.send(message{loaded: st, took: &took, ack: ack}) {
@@ -215,7 +219,7 @@ func (c *Coordinator) Load(ctx context.Context, recs iter.Seq2[Record, error]) e
 		c.log.Error("txn: loading the transaction log failed", "err", loadErr)
 		return loadErr
 	}
-	c.log.Info("txn: transaction log loaded", "records", n, "transactional_ids", len(st.txns), "next_producer_id", st.pids.end)
+	c.log.Info("txn: transaction log loaded", "records", n, "transactional_ids", ids, "next_producer_id", nextPID)
 	return nil
 }
 

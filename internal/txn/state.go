@@ -113,6 +113,12 @@ func (st *state) apply(d decoded) {
 			return
 		}
 		m := *d.meta
+		if m.state == kmsg.TransactionStatePrepareEpochFence {
+			// Never written by us nor by Kafka; if found, the fence did
+			// not complete and the transaction is still open: the
+			// timeout (or the next InitProducerId) aborts it.
+			m.state = kmsg.TransactionStateOngoing
+		}
 		st.txns[d.id] = &txn{id: d.id, meta: m}
 		// A producer id in a record was handed out from a block, but
 		// keep clear of it even if the block record were lost.

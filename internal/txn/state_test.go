@@ -530,3 +530,32 @@ func TestOptionsValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestConcurrentWhileAppending(t *testing.T) {
+	h := newHarness(t, nil)
+	pid, epoch := h.init("app")
+	add := h.do(addReq("app", pid, epoch, "orders", 0)) // not yet durable
+	wantCode(t, "end while adding", answer[*kmsg.EndTxnResponse](h, h.do(endReq("app", pid, epoch, true))).ErrorCode, kerr.ConcurrentTransactions)
+	wantCode(t, "init while adding", answer[*kmsg.InitProducerIDResponse](h, h.do(initReq("app", 1000))).ErrorCode, kerr.ConcurrentTransactions)
+	wantCode(t, "add while adding", addCode(h, h.do(addReq("app", pid, epoch, "orders", 1))), kerr.ConcurrentTransactions)
+	h.flush(nil)
+	wantCode(t, "add", addCode(h, add), nil)
+}
+
+func TestLoadPrepareEpochFenceIsOngoing(t *testing.T) {
+	h := newHarness(t, nil)
+	m := sampleMeta()
+	m.state = kmsg.TransactionStatePrepareEpochFence
+	d, err := decodeRecord(txnRecord("app", &m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.st.apply(d)
+	h.wantState("app", kmsg.TransactionStateOngoing)
+	h.advance(70 * time.Second) // past its 60 s timeout
+	h.settle()
+	h.wantState("app", kmsg.TransactionStateCompleteAbort)
+	if tx := h.txn("app"); tx.epoch != m.epoch+1 {
+		t.Fatalf("epoch %d, want %d", tx.epoch, m.epoch+1)
+	}
+}
