@@ -254,9 +254,9 @@ func (c *Coordinator) Close() {
 	<-c.exited
 }
 
-// completed is called by a Log or Markers when a write is done: any
+// finished is called by a Log or Markers when a write is done: any
 // goroutine, possibly inside the call that started it, never blocking.
-func (c *Coordinator) completed(id uint64, err error) {
+func (c *Coordinator) finished(id uint64, err error) {
 	c.doneMu.Lock()
 	c.dones = append(c.dones, completion{id, err})
 	c.doneMu.Unlock()
@@ -407,11 +407,11 @@ func (o *owner) finish(fx *effects) {
 	}
 	for _, w := range fx.writes {
 		id := o.track(w.then)
-		o.c.opts.Log.Append(w.p, w.recs, func(err error) { o.c.completed(id, err) })
+		o.c.opts.Log.Append(w.p, w.recs, func(err error) { o.c.finished(id, err) })
 	}
 	for _, m := range fx.markers {
 		id := o.track(m.then)
-		o.c.opts.Markers.Write(m.pid, m.epoch, m.commit, coordinatorEpoch, m.parts, func(err error) { o.c.completed(id, err) })
+		o.c.opts.Markers.Write(m.pid, m.epoch, m.commit, coordinatorEpoch, m.parts, func(err error) { o.c.finished(id, err) })
 	}
 }
 
