@@ -411,10 +411,21 @@ func (c *cleaner) filter(b []byte, h batch.Header) error {
 // cleanGroup rewrites the segments g into one and swaps it in.
 func (c *cleaner) cleanGroup(g []*segment.Segment) error {
 	p := c.p
+	// Compaction keeps offsets and control batches, so the merged
+	// segment's aborted transactions are its inputs'.
+	var aborted []AbortedTxn
+	for _, s := range g {
+		ents, err := p.abortedTxnsOf(s)
+		if err != nil {
+			return err
+		}
+		aborted = append(aborted, ents...)
+	}
 	out, err := segment.CreateTemp(p.fs, p.dir, g[0].Base(), c.segOpts)
 	if err != nil {
 		return err
 	}
+	out.SetAbortedTxns(aborted)
 	c.out, c.removed, c.run.active = out, 0, false
 	var before int64
 	for _, s := range g {

@@ -35,6 +35,7 @@ type PendingFlush struct {
 	p        *Partition
 	st       FlushState
 	jobs     []*segment.FlushJob
+	snap     *snapshotJob
 	dirDirty bool
 }
 
@@ -59,6 +60,7 @@ func (p *Partition) BeginFlush() (*PendingFlush, error) {
 			f.jobs = append(f.jobs, j)
 		}
 	}
+	f.snap = p.prepareSnapshotLocked()
 	f.dirDirty = p.mu.dirDirty
 	p.mu.dirty, p.mu.dirDirty = false, false
 	return f, nil
@@ -73,6 +75,14 @@ func (f *PendingFlush) Run(sync bool) error {
 			return err
 		}
 		f.dirDirty = f.dirDirty || j.Created
+	}
+	// The snapshot goes after the segments it describes are synced, so
+	// a durable snapshot never runs ahead of the log.
+	if f.snap != nil {
+		if err := f.snap.run(f.p, sync); err != nil {
+			return err
+		}
+		f.dirDirty = true
 	}
 	if sync && f.dirDirty {
 		if err := f.p.fs.SyncDir(f.p.dir); err != nil {
@@ -93,10 +103,14 @@ func (f *PendingFlush) Finish(err error) (FlushState, error) {
 		// Nothing this flush covered may be taken as durable: a later
 		// checkpoint must not mistake the partition for clean.
 		p.mu.dirty, p.mu.dirDirty = true, true
+		p.mu.prodDirty = true
 		return FlushState{}, p.failLocked(err)
 	}
 	for _, j := range f.jobs {
 		j.Finish(p.env)
+	}
+	if f.snap != nil {
+		p.finishSnapshotLocked(f.snap)
 	}
 	return f.st, nil
 }
@@ -195,6 +209,18 @@ func (p *Partition) TruncateTo(offset int64) error {
 		p.mu.segs = p.mu.segs[:len(p.mu.segs)-1]
 	}
 	act := p.activeLocked()
+	// The aborted transactions that stay: those whose marker stays.
+	var keep []AbortedTxn
+	var keepErr error
+	if act.Base() < offset {
+		var ents []AbortedTxn
+		ents, keepErr = act.AbortedTxns()
+		for _, e := range ents {
+			if e.LastOffset < offset {
+				keep = append(keep, e)
+			}
+		}
+	}
 	var err error
 	if act.Base() >= offset {
 		// Everything goes: start an empty segment at offset. The old
@@ -207,8 +233,11 @@ func (p *Partition) TruncateTo(offset int64) error {
 				p.mu.segs[len(p.mu.segs)-1] = seg
 			}
 		}
-	} else {
-		err = act.TruncateTo(p.env, offset)
+	} else if err = act.TruncateTo(p.env, offset); err == nil && act.Next() <= offset {
+		act.SetAbortedTxns(keep)
+	}
+	if err == nil {
+		err = p.reloadProducersLocked(keepErr != nil)
 	}
 	if err != nil {
 		err = p.failLocked(err)
@@ -216,8 +245,6 @@ func (p *Partition) TruncateTo(offset int64) error {
 		p.flushMu.Unlock()
 		return err
 	}
-	p.mu.end = p.activeLocked().Next()
-	p.mu.next = p.mu.end
 	if p.mu.logStart > p.mu.end {
 		p.mu.logStart = p.mu.end
 	}
@@ -235,5 +262,22 @@ func (p *Partition) TruncateTo(offset int64) error {
 	}
 	p.flushMu.Unlock()
 	_, err = p.Flush()
+	return err
+}
+
+// reloadProducersLocked rebuilds the producer state after a truncation
+// (Kafka's truncateAndReload): the snapshots above the new end go, and the
+// state is loaded from the newest one left, scanning the log after it.
+func (p *Partition) reloadProducersLocked(full bool) error {
+	p.mu.end = p.activeLocked().Next()
+	p.mu.next = p.mu.end
+	names, err := p.fs.ReadDir(p.dir)
+	if err != nil {
+		return fmt.Errorf("partition: truncate %s: %w", p.id, err)
+	}
+	if err := p.removeSnapshotsAbove(names, p.mu.end); err != nil {
+		return err
+	}
+	_, err = p.loadProducersLocked(names, p.mu.end, full)
 	return err
 }

@@ -1,11 +1,13 @@
 package partition
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sort"
 	"time"
 
+	"github.com/sluice-io/sluice/internal/producer"
 	"github.com/sluice-io/sluice/internal/segment"
 	"github.com/sluice-io/sluice/internal/vfs"
 )
@@ -18,6 +20,9 @@ type Options struct {
 	Config Config
 	Env    *segment.Env
 	Now    func() time.Time // nil means time.Now
+	// Producer bounds the producer state (producer.id.expiration.ms,
+	// producers per partition); zero fields take the defaults.
+	Producer producer.Options
 }
 
 func newPartition(o Options) *Partition {
@@ -25,8 +30,10 @@ func newPartition(o Options) *Partition {
 	if now == nil {
 		now = time.Now
 	}
-	p := &Partition{id: o.ID, dir: o.Dir, fs: o.FS, env: o.Env, now: now}
+	p := &Partition{id: o.ID, dir: o.Dir, fs: o.FS, env: o.Env, now: now, prodOpts: o.Producer.WithDefaults()}
 	p.mu.cfg = o.Config
+	p.mu.producers = producer.New(p.prodOpts)
+	p.mu.pending = map[int64]*pendingProducer{}
 	p.mu.changed = make(chan struct{})
 	p.mu.created = now()
 	return p
@@ -35,7 +42,7 @@ func newPartition(o Options) *Partition {
 // Create makes a new, empty partition in o.Dir, which must exist. The
 // caller syncs the parent directory.
 func Create(o Options) (*Partition, error) {
-	if err := o.Config.Validate(); err != nil {
+	if err := errors.Join(o.Config.Validate(), o.Producer.Validate()); err != nil {
 		return nil, err
 	}
 	p := newPartition(o)
@@ -54,6 +61,9 @@ type RecoveryStats struct {
 	ScannedBytes   int64 // bytes verified with CRCs
 	TruncatedBytes int64 // torn or corrupt bytes cut off
 	DroppedSegs    int   // segments past a cut, removed
+	// Producers says how the producer state was rebuilt: from which
+	// snapshot, scanning how many batches.
+	Producers ProducerRecovery
 }
 
 // Open recovers a partition from its directory. cp is what the last
@@ -64,7 +74,7 @@ type RecoveryStats struct {
 // the checkpoint, not by the size of the log.
 func Open(o Options, cp *FlushState) (*Partition, RecoveryStats, error) {
 	var st RecoveryStats
-	if err := o.Config.Validate(); err != nil {
+	if err := errors.Join(o.Config.Validate(), o.Producer.Validate()); err != nil {
 		return nil, st, err
 	}
 	p := newPartition(o)
@@ -75,6 +85,9 @@ func Open(o Options, cp *FlushState) (*Partition, RecoveryStats, error) {
 	// A compaction interrupted by a crash: discard its uncommitted
 	// output, complete its committed swaps.
 	if names, err = finishCompaction(o.FS, o.Dir, names); err != nil {
+		return nil, st, err
+	}
+	if names, err = cleanProducerFiles(o.FS, o.Dir, names); err != nil {
 		return nil, st, err
 	}
 	var bases []int64
@@ -150,6 +163,19 @@ func Open(o Options, cp *FlushState) (*Partition, RecoveryStats, error) {
 	p.mu.logStart = p.mu.segs[0].Base()
 	if cp != nil && cp.LogStart > p.mu.logStart {
 		p.mu.logStart = min(cp.LogStart, p.mu.end)
+	}
+	// The producer state: from the newest snapshot the checkpoint
+	// covers (a later one may describe data a crash took), scanning
+	// the log after it. Without a checkpoint entry, from the start.
+	limit, full := int64(-1), cp == nil
+	if cp != nil {
+		limit = cp.Next
+	}
+	if st.Producers, err = p.loadProducersLocked(names, limit, full); err != nil {
+		return fail(err)
+	}
+	if err := p.removeSnapshotsAbove(names, p.mu.end); err != nil {
+		return fail(err)
 	}
 	return p, st, nil
 }

@@ -9,8 +9,13 @@
 // writes it into the active segment once the WAL has made it durable, and
 // only then do readers see it.
 //
-// A Partition is safe for concurrent use. Lock order: compactMu, flushMu,
-// then mu.
+// Batches from idempotent and transactional producers (producer id >= 0)
+// are checked against the partition's producer state under the same lock
+// that assigns their offsets (see producers.go); a duplicate is refused
+// with a *producer.DuplicateError naming the original's offsets.
+//
+// A Partition is safe for concurrent use. Lock order: compactMu,
+// txnRebuildMu, flushMu, then mu.
 // Apply is called from one goroutine at a time (the WAL's completion
 // goroutine, or recovery).
 package partition
@@ -24,6 +29,7 @@ import (
 	"time"
 
 	"github.com/sluice-io/sluice/internal/batch"
+	"github.com/sluice-io/sluice/internal/producer"
 	"github.com/sluice-io/sluice/internal/segment"
 	"github.com/sluice-io/sluice/internal/vfs"
 )
@@ -153,11 +159,15 @@ type Partition struct {
 	env *segment.Env
 	now func() time.Time
 
+	prodOpts producer.Options
+
 	// compactMu serialises Compact with TruncateTo and retention, the
 	// other changes to sealed segments. Lock order: compactMu, flushMu, mu.
 	compactMu sync.Mutex
 	flushMu   sync.Mutex // serialises Flush and TruncateTo
-	mu        struct {
+	// txnRebuildMu serialises rebuilds of lost transaction indexes.
+	txnRebuildMu sync.Mutex
+	mu           struct {
 		sync.RWMutex
 		cfg      Config
 		segs     []*segment.Segment // ordered by base; the last is active
@@ -174,6 +184,17 @@ type Partition struct {
 		// It lives in memory only: after a restart the first pass
 		// treats the whole log as dirty.
 		cleanedTo int64
+
+		// producers is the producer state of the readable log (below
+		// end); pending that of producers with batches in flight, and
+		// pendingNew how many of those the state does not know yet.
+		producers  *producer.State
+		pending    map[int64]*pendingProducer
+		pendingNew int
+		// prodDirty: the state changed since the last snapshot;
+		// snapshots are the offsets of the snapshot files, ascending.
+		prodDirty bool
+		snapshots []int64
 	}
 }
 
@@ -247,6 +268,16 @@ func (p *Partition) failLocked(err error) error {
 // holding the partition's lock, so that enqueue order is offset order. If
 // enqueue fails, the offsets are given back. b must stay unmodified until
 // Apply.
+//
+// A batch with a producer id is first checked against the producer's state
+// including its batches still in flight: a retry of a batch the log holds
+// or will hold returns a *producer.DuplicateError with the original's
+// offsets and appends nothing (the caller answers with those offsets once
+// End passes the last one: wait on Changed), and a batch breaking the
+// producer's sequence, epoch or transaction returns the producer package's
+// error. Control batches (transaction markers, which the broker builds for
+// the coordinator) are accepted here; refusing them from clients is the
+// broker's job.
 func (p *Partition) Append(b []byte, now time.Time, enqueue func(base int64) error) (batch.Header, error) {
 	p.mu.RLock()
 	maxBytes, tsType := p.mu.cfg.MaxMessageBytes, p.mu.cfg.TimestampType
@@ -262,6 +293,13 @@ func (p *Partition) Append(b []byte, now time.Time, enqueue func(base int64) err
 		batch.SetMaxTimestampLogAppendTime(b, now.UnixMilli())
 		h.MaxTimestamp = now.UnixMilli()
 	}
+	var pb producer.Batch
+	idempotent := h.ProducerID >= 0
+	if idempotent {
+		if pb, err = producer.FromBatch(b, h); err != nil {
+			return h, err
+		}
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.mu.closed {
@@ -270,6 +308,12 @@ func (p *Partition) Append(b []byte, now time.Time, enqueue func(base int64) err
 	if p.mu.err != nil {
 		return h, p.mu.err
 	}
+	var cur *producer.Entry
+	if idempotent {
+		if cur, err = p.checkProducerLocked(pb, now); err != nil {
+			return h, err
+		}
+	}
 	base := p.mu.next
 	batch.SetBaseOffset(b, base)
 	h.BaseOffset = base
@@ -277,6 +321,10 @@ func (p *Partition) Append(b []byte, now time.Time, enqueue func(base int64) err
 		return h, err
 	}
 	p.mu.next = h.LastOffset() + 1
+	if idempotent {
+		pb.BaseOffset = base
+		p.pendLocked(cur, pb)
+	}
 	return h, nil
 }
 
@@ -310,6 +358,9 @@ func (p *Partition) applyLocked(b []byte, h batch.Header) error {
 	}
 	if err := p.activeLocked().Append(b, h); err != nil {
 		return err
+	}
+	if h.ProducerID >= 0 {
+		p.applyProducerLocked(b, h)
 	}
 	p.mu.end = h.LastOffset() + 1
 	if p.mu.next < p.mu.end {
