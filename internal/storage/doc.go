@@ -26,5 +26,12 @@
 // and CleanerIOBytesPerSecond, and only below what the last checkpoint made
 // durable. Engine.Compact runs a pass now.
 //
+// Producers: each partition keeps the state of its idempotent and
+// transactional producers (internal/producer), checked at Append. Every
+// checkpoint's flush writes a snapshot of that state next to the segments
+// (docs/format/producer.md), so recovery loads the newest snapshot the
+// checkpoint covers and scans only the log after it; a partition without
+// one is scanned whole.
+//
 // An Engine is safe for concurrent use.
 package storage

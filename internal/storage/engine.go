@@ -16,6 +16,7 @@ import (
 	"github.com/sluice-io/sluice/internal/batch"
 	"github.com/sluice-io/sluice/internal/index"
 	"github.com/sluice-io/sluice/internal/partition"
+	"github.com/sluice-io/sluice/internal/producer"
 	"github.com/sluice-io/sluice/internal/segment"
 	"github.com/sluice-io/sluice/internal/vfs"
 	"github.com/sluice-io/sluice/internal/wal"
@@ -63,6 +64,10 @@ type Options struct {
 	SyncFSMinPartitions int
 	// Partition is the configuration partitions start with.
 	Partition partition.Config
+	// Producer bounds each partition's idempotent/transactional producer
+	// state: Expiration is producer.id.expiration.ms; zero fields take
+	// the defaults.
+	Producer producer.Options
 
 	// CleanerBackoff is log.cleaner.backoff.ms: how often the background
 	// cleaner looks for a compacted partition to clean when it found
@@ -170,6 +175,9 @@ func (o Options) Validate() error {
 	if err := d.WAL.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := o.Producer.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("storage: %w", err))
+	}
 	return errors.Join(errs...)
 }
 
@@ -226,8 +234,14 @@ type RecoveryReport struct {
 	ReplayedRecords int   // WAL records applied
 	SkippedRecords  int   // WAL records already in the segments
 	ReplayedBytes   int64
-	HadCheckpoint   bool
-	Duration        time.Duration
+	// ProducerScannedBatches counts the batches read to bring producer
+	// states from their snapshots to the end of the logs;
+	// ProducerFullScans the partitions whose state had to be rebuilt
+	// from the start of the log (no usable snapshot).
+	ProducerScannedBatches int64
+	ProducerFullScans      int
+	HadCheckpoint          bool
+	Duration               time.Duration
 }
 
 // Open recovers the engine in opts.Dir (creating it if needed) and starts
@@ -284,7 +298,8 @@ func Open(opts Options) (*Engine, RecoveryReport, error) {
 	rep.Duration = time.Since(start)
 	e.log.Info("storage recovered", "dir", opts.Dir, "partitions", rep.Partitions, "segments", rep.Segments,
 		"scanned_bytes", rep.ScannedBytes, "truncated_bytes", rep.TruncatedBytes,
-		"replayed_records", rep.ReplayedRecords, "skipped_records", rep.SkippedRecords, "duration", rep.Duration)
+		"replayed_records", rep.ReplayedRecords, "skipped_records", rep.SkippedRecords,
+		"producer_scanned_batches", rep.ProducerScannedBatches, "producer_full_scans", rep.ProducerFullScans, "duration", rep.Duration)
 	e.bg.Add(2)
 	go e.checkpointLoop()
 	go e.retentionLoop()
@@ -355,6 +370,10 @@ func (e *Engine) openPartitions(cp checkpoint, rep *RecoveryReport) error {
 		rep.Segments += r.st.Segments
 		rep.ScannedBytes += r.st.ScannedBytes
 		rep.TruncatedBytes += r.st.TruncatedBytes
+		rep.ProducerScannedBatches += r.st.Producers.ScannedBatches
+		if r.st.Producers.Snapshot < 0 {
+			rep.ProducerFullScans++
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -378,7 +397,7 @@ func (e *Engine) openPartition(dir string, cp checkpoint) (*partition.Partition,
 }
 
 func (e *Engine) partOptions(dir string, id partition.ID) partition.Options {
-	return partition.Options{FS: e.opts.FS, Dir: dir, ID: id, Config: e.opts.Partition, Env: e.env, Now: e.opts.Now}
+	return partition.Options{FS: e.opts.FS, Dir: dir, ID: id, Config: e.opts.Partition, Env: e.env, Now: e.opts.Now, Producer: e.opts.Producer}
 }
 
 func (e *Engine) replay(from wal.LSN, rep *RecoveryReport) error {
@@ -600,6 +619,13 @@ type AppendFunc func(base int64, err error)
 // Append validates batch b, assigns its offsets in place and writes it
 // through the WAL. It returns once the batch is queued; done runs once it
 // is fsynced and applied (or failed). b must stay unmodified until then.
+//
+// Batches with a producer id are checked against the partition's producer
+// state first (partition.Append): a retry of a batch already appended
+// returns a *producer.DuplicateError and writes nothing; its original is
+// readable once the partition's end passes DuplicateError.LastOffset.
+// Transaction markers (control batches the broker builds for the
+// coordinator) go through Append too.
 func (e *Engine) Append(ctx context.Context, p *partition.Partition, b []byte, done AppendFunc) (batch.Header, error) {
 	id := p.ID()
 	k := partKey{id.TopicID, id.Partition}
