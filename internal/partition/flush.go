@@ -8,12 +8,12 @@ import (
 	"github.com/sluice-io/sluice/internal/segment"
 )
 
-// Dirty reports whether the partition has applied data or a log start
-// change that no flush covers yet.
+// Dirty reports whether the partition has applied data, a log start
+// change or a producer state that no flush covers yet.
 func (p *Partition) Dirty() bool {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	return p.mu.dirty || p.mu.dirDirty
+	return p.mu.dirty || p.mu.dirDirty || p.mu.prodDirty
 }
 
 // Flush makes everything applied so far durable in the segment files

@@ -60,7 +60,12 @@ func (p *Partition) checkProducerLocked(pb producer.Batch, now time.Time) (*prod
 		cur = pp.entry
 	}
 	if cur == nil {
-		if err := p.mu.producers.Admit(pb.ProducerID, p.mu.pendingNew, now); err != nil {
+		n := p.mu.producers.Len()
+		err := p.mu.producers.Admit(pb.ProducerID, p.mu.pendingNew, now)
+		if p.mu.producers.Len() != n {
+			p.mu.prodDirty = true // expired producers went
+		}
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -424,7 +429,9 @@ func (p *Partition) loadProducersLocked(names []string, limit int64, full bool) 
 			p.mu.snapshots = append(p.mu.snapshots, s)
 		}
 	}
-	p.mu.prodDirty = true
+	// A state that no snapshot at the end describes gets one at the
+	// next checkpoint, so the next recovery need not scan again.
+	p.mu.prodDirty = rec.Snapshot != p.mu.end
 	return rec, nil
 }
 
