@@ -170,6 +170,12 @@ func RecoverSwap(fsys vfs.FS, dir string, base int64) (next int64, err error) {
 // slice passed to fn is valid only during the call. It takes no lock: the
 // owner must keep the segment from being removed or truncated meanwhile.
 func (s *Segment) Batches(env *Env, fn func(b []byte, h batch.Header) error) error {
+	return s.BatchesFrom(env, 0, fn)
+}
+
+// BatchesFrom is Batches starting at byte position from, which must be a
+// batch boundary (PositionOf finds one).
+func (s *Segment) BatchesFrom(env *Env, from int64, fn func(b []byte, h batch.Header) error) error {
 	hd, err := s.acquireLog(env.Files)
 	if err != nil {
 		return err
@@ -177,8 +183,8 @@ func (s *Segment) Batches(env *Env, fn func(b []byte, h batch.Header) error) err
 	defer hd.Release()
 	f := hd.File()
 	buf := make([]byte, 0, scanChunkBytes)
-	bufPos := int64(0)
-	for pos := int64(0); pos < s.size; {
+	bufPos := from
+	for pos := from; pos < s.size; {
 		if pos+batch.HeaderSize > bufPos+int64(len(buf)) {
 			if buf, bufPos, err = fill(f, buf, pos, s.size, batch.HeaderSize); err != nil {
 				return err
