@@ -104,6 +104,10 @@ func DecodeSnapshot(path string, b []byte, opts Options) (*State, int64, error) 
 	if v := binary.BigEndian.Uint16(b[4:]); v != snapshotVersion {
 		return bad(4, "version %d, this binary reads %d", v, snapshotVersion)
 	}
+	if f := binary.BigEndian.Uint16(b[6:]); f != 0 {
+		// No flag is defined: one set means a newer writer.
+		return bad(6, "unknown flags %#04x", f)
+	}
 	body := b[:len(b)-snapTrailerBytes]
 	if sum, got := binary.BigEndian.Uint32(b[len(body):]), crc32.Checksum(body, castagnoli); sum != got {
 		return bad(len(body), "crc %#08x, computed %#08x", sum, got)

@@ -74,6 +74,10 @@ func DecodeTxnIndex(path string, base int64, b []byte) ([]producer.AbortedTxn, e
 	if v := binary.BigEndian.Uint16(b[4:]); v != txnVersion {
 		return bad(4, "version %d, this binary reads %d", v, txnVersion)
 	}
+	if f := binary.BigEndian.Uint16(b[6:]); f != 0 {
+		// No flag is defined: one set means a newer writer.
+		return bad(6, "unknown flags %#04x", f)
+	}
 	if got := int64(binary.BigEndian.Uint64(b[8:])); got != base {
 		return bad(8, "base offset %d, segment %d", got, base)
 	}
