@@ -341,3 +341,39 @@ func TestRollOnSegmentMs(t *testing.T) {
 	}
 	h.checkReadAll(1 << 20)
 }
+
+// ReadUpTo stops at a batch boundary below upTo, in any segment, and
+// returns nothing when the read starts at or past it.
+func TestReadUpTo(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.SegmentBytes = 2000 // a few batches per segment
+	h := newHarness(t, cfg)
+	for i := 0; i < 30; i++ {
+		h.append(mkBatch(t, 3, 1000+int64(i), 100))
+	}
+	if len(h.p.Segments()) < 3 {
+		t.Fatalf("%d segments; the test wants several", len(h.p.Segments()))
+	}
+	_, end := h.p.Offsets()
+	for _, upTo := range []int64{0, 3, 27, 45, 60, 87, end} {
+		// Read everything from 0 up to upTo, as many reads as it takes.
+		var last int64 = -1
+		for off := int64(0); off < end; {
+			r, err := h.p.ReadUpTo(off, 350, upTo)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Range.Handle == nil {
+				break
+			}
+			if r.Range.Last >= upTo {
+				t.Fatalf("upTo %d: read returned offsets to %d", upTo, r.Range.Last)
+			}
+			last, off = r.Range.Last, r.Range.Last+1
+			r.Release()
+		}
+		if last != upTo-1 {
+			t.Fatalf("upTo %d: reads ended at %d, want %d", upTo, last, upTo-1)
+		}
+	}
+}

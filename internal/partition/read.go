@@ -3,6 +3,7 @@ package partition
 import (
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/sluice-io/sluice/internal/batch"
 	"github.com/sluice-io/sluice/internal/segment"
@@ -31,6 +32,13 @@ func (r *ReadResult) Release() {
 // returns an empty result; outside [log start, end] is
 // ErrOffsetOutOfRange.
 func (p *Partition) Read(offset, maxBytes int64) (ReadResult, error) {
+	return p.ReadUpTo(offset, maxBytes, math.MaxInt64)
+}
+
+// ReadUpTo is Read that also stops before upTo: a read_committed fetch
+// passes the last stable offset, so no batch of an open transaction is
+// returned. upTo must be a batch boundary (the last stable offset is).
+func (p *Partition) ReadUpTo(offset, maxBytes, upTo int64) (ReadResult, error) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	res := ReadResult{LogStart: p.mu.logStart, End: p.mu.end}
@@ -40,9 +48,17 @@ func (p *Partition) Read(offset, maxBytes int64) (ReadResult, error) {
 	if offset < p.mu.logStart || offset > p.mu.end {
 		return res, fmt.Errorf("%w: %d not in [%d, %d]", ErrOffsetOutOfRange, offset, p.mu.logStart, p.mu.end)
 	}
-	for i := p.segmentForLocked(offset); i < len(p.mu.segs) && offset < p.mu.end; i++ {
+	upTo = min(upTo, p.mu.end)
+	for i := p.segmentForLocked(offset); i < len(p.mu.segs) && offset < upTo; i++ {
 		s := p.mu.segs[i]
-		r, err := s.Read(p.env, offset, maxBytes, s.Size())
+		limit := s.Size()
+		if upTo < s.Next() {
+			var err error
+			if limit, err = s.Position(p.env, upTo, limit); err != nil {
+				return res, err
+			}
+		}
+		r, err := s.Read(p.env, offset, maxBytes, limit)
 		if err != nil {
 			return res, err
 		}

@@ -154,6 +154,28 @@ func (s *Segment) Read(env *Env, offset, maxBytes, limit int64) (Range, error) {
 	return Range{Handle: h, Pos: start, Len: end - start, First: first, Last: last}, nil
 }
 
+// Position returns the file position of the batch holding offset (its
+// start), or limit when no batch below limit holds it. A read_committed
+// fetch uses it to stop at the last stable offset, which is always a batch
+// boundary.
+func (s *Segment) Position(env *Env, offset, limit int64) (int64, error) {
+	if offset >= s.next {
+		return limit, nil
+	}
+	o, _, err := s.Indexes(env)
+	if err != nil {
+		return 0, err
+	}
+	h, err := s.acquireLog(env.Files)
+	if err != nil {
+		return 0, err
+	}
+	defer h.Release()
+	_, pos := o.Lookup(offset)
+	at, _, err := s.seek(h.File(), pos, offset, limit)
+	return at, err
+}
+
 // seek scans batch headers from pos (a batch boundary) to the batch whose
 // last offset is >= offset.
 func (s *Segment) seek(f vfs.File, pos, offset, limit int64) (at, base int64, err error) {
