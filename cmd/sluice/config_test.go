@@ -20,6 +20,7 @@ import (
 	"github.com/sluice-io/sluice/internal/server"
 	"github.com/sluice-io/sluice/internal/storage"
 	"github.com/sluice-io/sluice/internal/topics"
+	"github.com/sluice-io/sluice/internal/txn"
 	"github.com/sluice-io/sluice/internal/wal"
 )
 
@@ -56,31 +57,35 @@ func TestConfigDefaults(t *testing.T) {
 // would document values the broker does not run with.
 func TestConfigTableMatchesPackageDefaults(t *testing.T) {
 	want := map[string]string{
-		"socket.request.max.bytes":                  itoa(server.DefaultMaxRequestBytes),
-		"queued.max.request.bytes":                  itoa(server.DefaultMaxInFlightBytes),
-		"max.connections":                           itoa(server.DefaultMaxConnections),
-		"connections.max.idle.ms":                   itoa(int(server.DefaultIdleTimeout.Milliseconds())),
-		"fetch.max.bytes":                           itoa(broker.DefaultFetchMaxBytes),
-		"max.incremental.fetch.session.cache.slots": itoa(broker.DefaultFetchSessionCacheSlots),
-		"num.partitions":                            itoa(broker.DefaultNumPartitions),
-		"wal.file.bytes":                            itoa(wal.DefaultFileBytes),
-		"wal.max.pending.bytes":                     itoa(wal.DefaultMaxPendingBytes),
-		"checkpoint.bytes":                          itoa(storage.DefaultCheckpointBytes),
-		"checkpoint.interval.ms":                    itoa(int(storage.DefaultCheckpointInterval.Milliseconds())),
-		"log.retention.check.interval.ms":           itoa(int(storage.DefaultRetentionCheckInterval.Milliseconds())),
-		"log.open.files.max":                        itoa(storage.DefaultMaxOpenSegmentFiles),
-		"offsets.topic.num.partitions":              itoa(broker.DefaultOffsetsTopicPartitions),
-		"group.max.size":                            itoa(group.DefaultMaxGroupSize),
-		"group.min.session.timeout.ms":              itoa(int(group.DefaultMinSessionTimeout.Milliseconds())),
-		"group.max.session.timeout.ms":              itoa(int(group.DefaultMaxSessionTimeout.Milliseconds())),
-		"group.initial.rebalance.delay.ms":          itoa(int(group.DefaultInitialRebalanceDelay.Milliseconds())),
-		"offsets.retention.minutes":                 itoa(int(group.DefaultOffsetsRetention.Minutes())),
-		"offset.metadata.max.bytes":                 itoa(group.DefaultMaxOffsetMetadataBytes),
-		"group.consumer.session.timeout.ms":         itoa(int(consumer.DefaultSessionTimeout.Milliseconds())),
-		"group.consumer.heartbeat.interval.ms":      itoa(int(consumer.DefaultHeartbeatInterval.Milliseconds())),
-		"log.cleaner.backoff.ms":                    itoa(int(storage.DefaultCleanerBackoff.Milliseconds())),
-		"log.cleaner.dedupe.buffer.size":            itoa(storage.DefaultCleanerDedupeBytes),
-		"group.consumer.max.size":                   itoa(consumer.DefaultMaxSize),
+		"socket.request.max.bytes":                                    itoa(server.DefaultMaxRequestBytes),
+		"queued.max.request.bytes":                                    itoa(server.DefaultMaxInFlightBytes),
+		"max.connections":                                             itoa(server.DefaultMaxConnections),
+		"connections.max.idle.ms":                                     itoa(int(server.DefaultIdleTimeout.Milliseconds())),
+		"fetch.max.bytes":                                             itoa(broker.DefaultFetchMaxBytes),
+		"max.incremental.fetch.session.cache.slots":                   itoa(broker.DefaultFetchSessionCacheSlots),
+		"num.partitions":                                              itoa(broker.DefaultNumPartitions),
+		"wal.file.bytes":                                              itoa(wal.DefaultFileBytes),
+		"wal.max.pending.bytes":                                       itoa(wal.DefaultMaxPendingBytes),
+		"checkpoint.bytes":                                            itoa(storage.DefaultCheckpointBytes),
+		"checkpoint.interval.ms":                                      itoa(int(storage.DefaultCheckpointInterval.Milliseconds())),
+		"log.retention.check.interval.ms":                             itoa(int(storage.DefaultRetentionCheckInterval.Milliseconds())),
+		"log.open.files.max":                                          itoa(storage.DefaultMaxOpenSegmentFiles),
+		"offsets.topic.num.partitions":                                itoa(broker.DefaultOffsetsTopicPartitions),
+		"group.max.size":                                              itoa(group.DefaultMaxGroupSize),
+		"group.min.session.timeout.ms":                                itoa(int(group.DefaultMinSessionTimeout.Milliseconds())),
+		"group.max.session.timeout.ms":                                itoa(int(group.DefaultMaxSessionTimeout.Milliseconds())),
+		"group.initial.rebalance.delay.ms":                            itoa(int(group.DefaultInitialRebalanceDelay.Milliseconds())),
+		"offsets.retention.minutes":                                   itoa(int(group.DefaultOffsetsRetention.Minutes())),
+		"offset.metadata.max.bytes":                                   itoa(group.DefaultMaxOffsetMetadataBytes),
+		"group.consumer.session.timeout.ms":                           itoa(int(consumer.DefaultSessionTimeout.Milliseconds())),
+		"group.consumer.heartbeat.interval.ms":                        itoa(int(consumer.DefaultHeartbeatInterval.Milliseconds())),
+		"log.cleaner.backoff.ms":                                      itoa(int(storage.DefaultCleanerBackoff.Milliseconds())),
+		"log.cleaner.dedupe.buffer.size":                              itoa(storage.DefaultCleanerDedupeBytes),
+		"transaction.state.log.num.partitions":                        itoa(txn.DefaultNumPartitions),
+		"transaction.max.timeout.ms":                                  itoa(int(txn.DefaultMaxTimeout.Milliseconds())),
+		"transactional.id.expiration.ms":                              itoa(int(txn.DefaultIDExpiration.Milliseconds())),
+		"transaction.abort.timed.out.transaction.cleanup.interval.ms": itoa(int(txn.DefaultAbortCheckInterval.Milliseconds())),
+		"group.consumer.max.size":                                     itoa(consumer.DefaultMaxSize),
 	}
 	for _, k := range configKeys {
 		if w, ok := want[k.Name]; ok && w != k.Default {

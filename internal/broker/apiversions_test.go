@@ -39,8 +39,10 @@ func TestApiVersions(t *testing.T) {
 				t.Fatalf("v%d: %s not advertised", v, kmsg.NameForKey(int16(key)))
 			}
 		}
-		if _, ok := got[int16(kmsg.InitProducerID)]; ok {
-			t.Fatal("InitProducerID advertised but not handled")
+		for _, key := range []kmsg.Key{kmsg.FindCoordinator, kmsg.JoinGroup, kmsg.OffsetCommit, kmsg.InitProducerID, kmsg.EndTxn} {
+			if _, ok := got[int16(key)]; !ok {
+				t.Fatalf("v%d: %s not advertised", v, kmsg.NameForKey(int16(key)))
+			}
 		}
 	}
 	// A bad client software name is INVALID_REQUEST (v3+).

@@ -36,6 +36,7 @@ import (
 	"github.com/sluice-io/sluice/internal/server"
 	"github.com/sluice-io/sluice/internal/storage"
 	"github.com/sluice-io/sluice/internal/topics"
+	"github.com/sluice-io/sluice/internal/txn"
 	"github.com/sluice-io/sluice/internal/vfs"
 )
 
@@ -94,6 +95,12 @@ type Options struct {
 	// Group tunes the group coordinator; its Log, Topics, Now, Logger and
 	// NumPartitions are set by the broker.
 	Group group.Options
+	// TxnTopicPartitions is transaction.state.log.num.partitions, used
+	// when the transaction-state topic is created.
+	TxnTopicPartitions int32
+	// Txn tunes the transaction coordinator; its Log, Markers, Topics,
+	// Now, Logger and NumPartitions are set by the broker.
+	Txn txn.Options
 
 	// Storage tunes the engine; its Dir, FS, Logger, Now and Partition
 	// are set by the broker.
@@ -131,6 +138,9 @@ func (o Options) withDefaults() Options {
 	if o.OffsetsTopicPartitions == 0 {
 		o.OffsetsTopicPartitions = DefaultOffsetsTopicPartitions
 	}
+	if o.TxnTopicPartitions == 0 {
+		o.TxnTopicPartitions = DefaultTxnTopicPartitions
+	}
 	return o
 }
 
@@ -165,6 +175,9 @@ func (o Options) Validate() error {
 	}
 	if o.OffsetsTopicPartitions < 0 || o.OffsetsTopicPartitions > topics.MaxPartitions {
 		bad("OffsetsTopicPartitions %d outside [1, %d]", o.OffsetsTopicPartitions, topics.MaxPartitions)
+	}
+	if o.TxnTopicPartitions < 0 || o.TxnTopicPartitions > topics.MaxPartitions {
+		bad("TxnTopicPartitions %d outside [1, %d]", o.TxnTopicPartitions, topics.MaxPartitions)
 	}
 	if err := topics.Validate(o.TopicDefaults); err != nil {
 		errs = append(errs, fmt.Errorf("broker: topic defaults: %w", err))
@@ -224,6 +237,7 @@ type Broker struct {
 	adv      hostPort
 	sessions *fetchSessions
 	coord    *group.Coordinator
+	txns     *txn.Coordinator
 	// loading waits for the goroutine loading the coordinator, which
 	// stopLoading cancels (set by Start).
 	loading     sync.WaitGroup
@@ -306,6 +320,10 @@ func New(opts Options) (*Broker, error) {
 	if err := b.newCoordinator(); err != nil {
 		return fail(err)
 	}
+	if err := b.newTxnCoordinator(); err != nil {
+		b.coord.Close()
+		return fail(err)
+	}
 	b.log.Info("broker recovered", "topics", reg.Len(), "partitions", rep.Partitions, "duration", rep.Duration)
 	return b, nil
 }
@@ -341,7 +359,10 @@ func (b *Broker) Start() error {
 	b.loading.Add(1)
 	go func() {
 		defer b.loading.Done()
+		// Groups first: the transaction coordinator's recovery may
+		// complete transactions whose markers reach the groups.
 		b.loadGroups(ctx)
+		b.loadTxns(ctx)
 	}()
 	b.log.Info("broker serving", "addr", b.srv.Addr().String(), "advertised", net.JoinHostPort(b.adv.host, strconv.Itoa(int(b.adv.port))),
 		"node_id", b.opts.NodeID, "dir", b.opts.Dir, "topics", b.reg.Len(), "sendfile", !b.opts.DisableSendfile)
@@ -371,6 +392,7 @@ func (b *Broker) Close(ctx context.Context) error {
 			b.stopLoading()
 		}
 		b.loading.Wait()
+		b.txns.Close()
 		b.coord.Close()
 		if err := b.srv.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("broker: server shutdown: %w", err))

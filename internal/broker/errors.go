@@ -10,9 +10,11 @@ import (
 
 	"github.com/sluice-io/sluice/internal/batch"
 	"github.com/sluice-io/sluice/internal/partition"
+	"github.com/sluice-io/sluice/internal/producer"
 	"github.com/sluice-io/sluice/internal/segment"
 	"github.com/sluice-io/sluice/internal/storage"
 	"github.com/sluice-io/sluice/internal/topics"
+	"github.com/sluice-io/sluice/internal/txn"
 	"github.com/sluice-io/sluice/internal/wal"
 )
 
@@ -39,7 +41,6 @@ var (
 	errFetchSessionNotFound     = errors.New("broker: fetch session not found")
 	errInvalidFetchSessionEpoch = errors.New("broker: invalid fetch session epoch")
 	errUnsupportedEndpointType  = errors.New("broker: unsupported endpoint type")
-	errTransactionsNotSupported = errors.New("broker: transactions are not supported yet")
 	errRecordListTooLarge       = errors.New("broker: record set too large")
 	errDuplicateTopicInRequest  = errors.New("broker: topic listed twice")
 	errPolicyViolation          = errors.New("broker: policy violation")
@@ -70,7 +71,6 @@ var errorTable = []struct {
 	{is(errInvalidRequiredAcks), kerr.InvalidRequiredAcks},
 	{is(errInvalidTimestamp), kerr.InvalidTimestamp},
 	{is(errInvalidRecord), kerr.InvalidRecord},
-	{is(errTransactionsNotSupported), kerr.InvalidRecord},
 	{is(errUnsupportedVersion), kerr.UnsupportedVersion},
 	{is(errUnknownLeaderEpoch), kerr.UnknownLeaderEpoch},
 	{is(errFencedLeaderEpoch), kerr.FencedLeaderEpoch},
@@ -88,6 +88,15 @@ var errorTable = []struct {
 	{is(wal.ErrTooLarge), kerr.MessageTooLarge},
 	{is(batch.ErrTooLarge), kerr.MessageTooLarge},
 	{is(errRecordListTooLarge), kerr.RecordListTooLarge},
+
+	// Idempotent and transactional producers.
+	{is(producer.ErrOutOfOrderSequence), kerr.OutOfOrderSequenceNumber},
+	{is(producer.ErrInvalidProducerEpoch), kerr.InvalidProducerEpoch},
+	{is(producer.ErrUnknownProducerID), kerr.UnknownProducerID},
+	{is(producer.ErrInvalidTxnState), kerr.InvalidTxnState},
+	{is(producer.ErrCoordinatorFenced), kerr.TransactionCoordinatorFenced},
+	{is(producer.ErrTooManyProducers), kerr.PolicyViolation},
+	{is(producer.ErrBadMarker), kerr.InvalidRecord},
 
 	// Reads.
 	{is(partition.ErrOffsetOutOfRange), kerr.OffsetOutOfRange},
@@ -128,6 +137,14 @@ func isFSError(err error) bool {
 func kafkaError(err error) *kerr.Error {
 	if err == nil {
 		return nil
+	}
+	// The transaction coordinator's produce-path verdict carries its own
+	// code (KIP-890 part 1).
+	var ve *txn.VerifyError
+	if errors.As(err, &ve) {
+		if ke, ok := kerr.ErrorForCode(ve.ProduceCode()).(*kerr.Error); ok {
+			return ke
+		}
 	}
 	for _, e := range errorTable {
 		if e.match(err) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"time"
 
@@ -35,9 +36,12 @@ type fetchPending struct {
 	maxBytes int64
 	deadline time.Time
 	items    []fetchItem
-	session  *fetchSession
-	full     bool
-	err      error // request-level error
+	// committed: read_committed (isolation level 1): reads stop at the
+	// last stable offset and carry the aborted transactions.
+	committed bool
+	session   *fetchSession
+	full      bool
+	err       error // request-level error
 }
 
 // handleFetch resolves the fetch session and the partitions here, in
@@ -46,11 +50,12 @@ func (b *Broker) handleFetch(_ context.Context, r *server.Request) server.Pendin
 	req := r.Body.(*kmsg.FetchRequest)
 	now := b.now()
 	f := &fetchPending{
-		b:        b,
-		version:  req.Version,
-		minBytes: int64(req.MinBytes),
-		maxBytes: int64(min(req.MaxBytes, b.opts.FetchMaxBytes)),
-		deadline: time.Now().Add(time.Duration(max(req.MaxWaitMillis, 0)) * time.Millisecond),
+		b:         b,
+		version:   req.Version,
+		minBytes:  int64(req.MinBytes),
+		maxBytes:  int64(min(req.MaxBytes, b.opts.FetchMaxBytes)),
+		deadline:  time.Now().Add(time.Duration(max(req.MaxWaitMillis, 0)) * time.Millisecond),
+		committed: req.IsolationLevel == 1,
 	}
 	s, full, err := b.sessions.open(req, now)
 	if err != nil {
@@ -138,6 +143,8 @@ func (b *Broker) resolveFetchItem(it *fetchItem, version int16) {
 type fetchRead struct {
 	err           error
 	hw, logStart  int64
+	lso           int64
+	aborted       []abortedTxn         // read_committed: aborted transactions in the records
 	res           partition.ReadResult // holds a file reference until released
 	bytes         []byte               // records read into memory (no OS file)
 	bytesReturned int64
@@ -206,12 +213,18 @@ func (f *fetchPending) read() (reads []fetchRead, total int64, stop bool) {
 			continue
 		}
 		r.logStart, r.hw = it.part.Offsets()
+		r.lso = it.part.LastStableOffset()
 		if budget <= 0 && anyData {
 			continue
 		}
 		limit := min(int64(it.maxBytes), budget)
-		res, err := it.part.Read(it.offset, max(limit, 0))
+		upTo := int64(math.MaxInt64)
+		if f.committed {
+			upTo = r.lso
+		}
+		res, err := it.part.ReadUpTo(it.offset, max(limit, 0), upTo)
 		r.logStart, r.hw = res.LogStart, res.End
+		r.lso = min(r.lso, r.hw)
 		if err != nil {
 			if errors.Is(err, partition.ErrClosed) {
 				err = fmt.Errorf("%w: %s-%d", errUnknownTopic, it.topic, it.key.part)
@@ -232,6 +245,18 @@ func (f *fetchPending) read() (reads []fetchRead, total int64, stop bool) {
 			continue
 		}
 		r.res = res
+		if f.committed {
+			ab, err := it.part.AbortedTransactions(res.Range.First, res.Range.Last+1)
+			if err != nil {
+				res.Release()
+				r.res = partition.ReadResult{}
+				r.err, stop = err, true
+				continue
+			}
+			for _, a := range ab {
+				r.aborted = append(r.aborted, abortedTxn{producerID: a.ProducerID, firstOffset: a.FirstOffset})
+			}
+		}
 		if _, ok := res.Range.Handle.File().(vfs.OSFiler); !ok {
 			if err := f.readBytes(r); err != nil {
 				r.err, stop = err, true
@@ -276,7 +301,10 @@ func (f *fetchPending) respond(reads []fetchRead) server.Response {
 		it, r := &f.items[i], &reads[i]
 		fp := framePart{partition: it.key.part, errCode: errorCode(r.err), hw: -1, lso: -1, logStart: -1}
 		if r.err == nil || errors.Is(r.err, partition.ErrOffsetOutOfRange) {
-			fp.hw, fp.lso, fp.logStart = r.hw, r.hw, r.logStart
+			fp.hw, fp.lso, fp.logStart = r.hw, r.lso, r.logStart
+		}
+		if f.committed {
+			fp.committed, fp.aborted = true, r.aborted
 		}
 		switch {
 		case r.bytes != nil:

@@ -17,8 +17,8 @@ const (
 
 // handleFindCoordinator answers with this node for every group: a single
 // node coordinates everything. The offsets topic is created on the first
-// request for a group, as Kafka does. Transactions have no coordinator
-// yet, so transactional ids get a clear error.
+// request for a group, and the transaction-state topic on the first for a
+// transactional id, as Kafka does.
 func (b *Broker) handleFindCoordinator(_ context.Context, r *server.Request) server.Pending {
 	req := r.Body.(*kmsg.FindCoordinatorRequest)
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
@@ -31,7 +31,7 @@ func (b *Broker) handleFindCoordinator(_ context.Context, r *server.Request) ser
 	case coordinatorGroup:
 		_, err = b.ensureOffsetsTopic()
 	case coordinatorTransaction:
-		err = fmt.Errorf("%w: transactions are not supported yet", errInvalidRequest)
+		_, err = b.ensureTxnTopic()
 	default:
 		err = fmt.Errorf("%w: coordinator key type %d", errInvalidRequest, req.CoordinatorType)
 	}

@@ -23,8 +23,9 @@ const (
 	offsetsTopic = "__consumer_offsets"
 	// DefaultOffsetsTopicPartitions is offsets.topic.num.partitions.
 	DefaultOffsetsTopicPartitions = group.DefaultNumPartitions
-	// offsetsSegmentBytes is offsets.topic.segment.bytes.
-	offsetsSegmentBytes = "104857600"
+	// internalSegmentBytes is offsets.topic.segment.bytes (and
+	// transaction.state.log.segment.bytes).
+	internalSegmentBytes = "104857600"
 	// offsetsLoadReadBytes is how much of the offsets log one read
 	// returns while loading.
 	offsetsLoadReadBytes = 1 << 20
@@ -33,7 +34,7 @@ const (
 var errInternalTopic = errors.New("broker: internal topic")
 
 // isInternal reports whether clients may not write or delete topic name.
-func isInternal(name string) bool { return name == offsetsTopic }
+func isInternal(name string) bool { return name == offsetsTopic || name == txnTopic }
 
 // groupKeys are the API keys internal/group serves; their versions come
 // from group.Versions, so ApiVersions advertises exactly what it handles.
@@ -41,7 +42,7 @@ var groupKeys = []kmsg.Key{
 	kmsg.OffsetCommit, kmsg.OffsetFetch, kmsg.JoinGroup, kmsg.Heartbeat,
 	kmsg.LeaveGroup, kmsg.SyncGroup, kmsg.DescribeGroups, kmsg.ListGroups,
 	kmsg.DeleteGroups, kmsg.OffsetDelete,
-	kmsg.ConsumerGroupHeartbeat, kmsg.ConsumerGroupDescribe,
+	kmsg.ConsumerGroupHeartbeat, kmsg.ConsumerGroupDescribe, kmsg.TxnOffsetCommit,
 }
 
 func addGroupHandlers(t map[int16]handler) {
@@ -208,17 +209,41 @@ func clone(b []byte) []byte {
 
 // ensureOffsetsTopic creates the offsets topic when it is missing.
 func (b *Broker) ensureOffsetsTopic() (*topicState, error) {
-	if st := b.topic(offsetsTopic); st != nil {
+	return b.ensureInternalTopic(offsetsTopic, b.coordPartitions())
+}
+
+// ensureInternalTopic creates a coordinator's compacted topic when it is
+// missing.
+func (b *Broker) ensureInternalTopic(name string, n int32) (*topicState, error) {
+	if st := b.topic(name); st != nil {
 		return st, nil
 	}
-	st, err := b.createTopic(offsetsTopic, b.coordPartitions(), map[string]string{
+	st, err := b.createTopic(name, n, map[string]string{
 		"cleanup.policy": "compact",
-		"segment.bytes":  offsetsSegmentBytes,
+		"segment.bytes":  internalSegmentBytes,
 	}, false)
 	if errors.Is(err, errTopicExists) {
-		return b.topic(offsetsTopic), nil
+		return b.topic(name), nil
 	}
 	return st, err
+}
+
+// appendInternal appends recs to partition p of a coordinator's topic as
+// one batch and calls done once it is durable.
+func (b *Broker) appendInternal(st *topicState, p int32, recs []batch.Record, bo batch.BuildOptions, done func(error)) {
+	part := st.partition(p)
+	if part == nil {
+		done(fmt.Errorf("%w: %s partition %d", errUnknownTopic, st.name, p))
+		return
+	}
+	raw, err := batch.Build(batch.CodecNone, b.now().UnixMilli(), recs, bo)
+	if err != nil {
+		done(err)
+		return
+	}
+	if _, err := b.eng.Append(context.Background(), part, raw, func(_ int64, err error) { done(err) }); err != nil {
+		done(err)
+	}
 }
 
 func (b *Broker) coordPartitions() int32 {
@@ -238,11 +263,6 @@ func (l offsetsLog) Append(p int32, recs []group.Record, done func(error)) {
 		done(err)
 		return
 	}
-	part := st.partition(p)
-	if part == nil {
-		done(fmt.Errorf("%w: %s partition %d", errUnknownTopic, offsetsTopic, p))
-		return
-	}
 	rs := make([]batch.Record, len(recs))
 	for i, r := range recs {
 		rs[i] = batch.Record{Key: r.Key, Value: r.Value, KeyNull: r.Key == nil, ValueNull: r.Value == nil}
@@ -253,14 +273,7 @@ func (l offsetsLog) Append(p int32, recs []group.Record, done func(error)) {
 		// transaction, and its marker decides them.
 		bo = batch.BuildOptions{Transactional: true, ProducerID: recs[0].ProducerID, ProducerEpoch: recs[0].ProducerEpoch, BaseSequence: -1}
 	}
-	raw, err := batch.Build(batch.CodecNone, l.b.now().UnixMilli(), rs, bo)
-	if err != nil {
-		done(err)
-		return
-	}
-	if _, err := l.b.eng.Append(context.Background(), part, raw, func(_ int64, err error) { done(err) }); err != nil {
-		done(err)
-	}
+	l.b.appendInternal(st, p, rs, bo, done)
 }
 
 // groupTopics is the coordinator's view of the topics.

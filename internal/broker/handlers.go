@@ -40,8 +40,10 @@ func init() {
 		int16(kmsg.IncrementalAlterConfigs): {0, 1, (*Broker).handleIncrementalAlterConfigs},
 		int16(kmsg.DescribeCluster):         {0, 2, (*Broker).handleDescribeCluster},
 		int16(kmsg.FindCoordinator):         {0, 6, (*Broker).handleFindCoordinator},
+		int16(kmsg.DescribeProducers):       {0, 0, (*Broker).handleDescribeProducers},
 	}
 	addGroupHandlers(handlers)
+	addTxnHandlers(handlers)
 }
 
 // Versions implements server.Handler.

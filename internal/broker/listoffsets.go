@@ -43,7 +43,7 @@ func (b *Broker) handleListOffsets(_ context.Context, r *server.Request) server.
 		for _, rp := range rt.Partitions {
 			op := kmsg.NewListOffsetsResponseTopicPartition()
 			op.Partition = rp.Partition
-			err := b.listOffset(req.Version, st, rp, &op)
+			err := b.listOffset(req.Version, req.IsolationLevel == 1, st, rp, &op)
 			if req.Version >= 1 && seen[tp{rt.Topic, rp.Partition}] > 1 {
 				err = fmt.Errorf("%w: partition listed twice", errInvalidRequest)
 			}
@@ -58,7 +58,7 @@ func (b *Broker) handleListOffsets(_ context.Context, r *server.Request) server.
 	return done(resp)
 }
 
-func (b *Broker) listOffset(version int16, st *topicState, rp kmsg.ListOffsetsRequestTopicPartition, op *kmsg.ListOffsetsResponseTopicPartition) error {
+func (b *Broker) listOffset(version int16, committed bool, st *topicState, rp kmsg.ListOffsetsRequestTopicPartition, op *kmsg.ListOffsetsResponseTopicPartition) error {
 	if version >= 1 && rp.Timestamp < 0 {
 		if v, ok := listOffsetsMinVersion[rp.Timestamp]; !ok || version < v {
 			return fmt.Errorf("%w: timestamp %d at ListOffsets v%d", errUnsupportedVersion, rp.Timestamp, version)
@@ -81,6 +81,11 @@ func (b *Broker) listOffset(version int16, st *topicState, rp kmsg.ListOffsetsRe
 	switch rp.Timestamp {
 	case tsLatest:
 		offset = end
+		if committed {
+			// read_committed consumers start from the last stable
+			// offset: nothing of an open transaction is theirs yet.
+			offset = p.LastStableOffset()
+		}
 	case tsEarliest, tsEarliestLocal:
 		offset = logStart
 	case tsLatestTiered, tsEarliestPending:

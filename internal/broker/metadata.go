@@ -52,9 +52,12 @@ func (b *Broker) handleMetadata(_ context.Context, r *server.Request) server.Pen
 		t := b.topic(name)
 		if t == nil && autoCreate {
 			var err error
-			if isInternal(name) {
+			switch name {
+			case offsetsTopic:
 				t, err = b.ensureOffsetsTopic()
-			} else {
+			case txnTopic:
+				t, err = b.ensureTxnTopic()
+			default:
 				t, err = b.createTopic(name, -1, nil, false)
 			}
 			if err != nil && b.topic(name) == nil {

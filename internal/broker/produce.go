@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sync"
@@ -11,7 +12,9 @@ import (
 
 	"github.com/sluice-io/sluice/internal/batch"
 	"github.com/sluice-io/sluice/internal/partition"
+	"github.com/sluice-io/sluice/internal/producer"
 	"github.com/sluice-io/sluice/internal/server"
+	"github.com/sluice-io/sluice/internal/txn"
 )
 
 // handleProduce validates every batch of a partition's record set before
@@ -31,8 +34,6 @@ func (b *Broker) handleProduce(ctx context.Context, r *server.Request) server.Pe
 	switch {
 	case req.Acks != -1 && req.Acks != 0 && req.Acks != 1:
 		reqErr = fmt.Errorf("%w: acks=%d; must be -1 (all), 0 or 1", errInvalidRequiredAcks, req.Acks)
-	case req.TransactionID != nil:
-		reqErr = fmt.Errorf("%w: transactional id %q", errTransactionsNotSupported, *req.TransactionID)
 	}
 	now := b.now()
 	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
@@ -51,7 +52,7 @@ func (b *Broker) handleProduce(ctx context.Context, r *server.Request) server.Pe
 		out.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
 		for pi := range rt.Partitions {
 			rp := &rt.Partitions[pi]
-			slot := &produceSlot{out: &out.Partitions[pi]}
+			slot := &produceSlot{out: &out.Partitions[pi], dupLast: -1}
 			*slot.out = kmsg.NewProduceResponseTopicPartition()
 			slot.out.Partition = rp.Partition
 			p.slots = append(p.slots, slot)
@@ -72,6 +73,9 @@ func (b *Broker) handleProduce(ctx context.Context, r *server.Request) server.Pe
 				continue
 			}
 			batches, err := checkRecords(st, rp.Records, now)
+			if err == nil {
+				err = b.verifyTxn(req.TransactionID, st.name, rp.Partition, batches)
+			}
 			if err != nil {
 				slot.err = err
 				continue
@@ -81,6 +85,28 @@ func (b *Broker) handleProduce(ctx context.Context, r *server.Request) server.Pe
 	}
 	p.finish()
 	return p
+}
+
+// waitReadable waits until offset last of p is readable (nothing to wait
+// for when last is -1), or p fails.
+func waitReadable(ctx context.Context, p *partition.Partition, last int64) error {
+	if last < 0 || p == nil {
+		return nil
+	}
+	for {
+		ch := p.Changed()
+		if _, end := p.Offsets(); end > last {
+			return nil
+		}
+		if err := p.Err(); err != nil {
+			return err
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // checkRecords frames and validates every batch in a record set, so that a
@@ -120,9 +146,6 @@ func checkRecords(st *topicState, records []byte, now time.Time) ([][]byte, erro
 		if h.Control() {
 			return nil, fmt.Errorf("%w: clients may not send control batches", errInvalidRecord)
 		}
-		if h.Transactional() {
-			return nil, fmt.Errorf("%w: transactional batch", errTransactionsNotSupported)
-		}
 		if !st.logAppendTime && !h.LogAppendTime() {
 			if err := checkTimestamps(st, h, nowMs); err != nil {
 				return nil, err
@@ -135,6 +158,32 @@ func checkRecords(st *topicState, records []byte, now time.Time) ([][]byte, erro
 		}
 	}
 	return out, nil
+}
+
+// verifyTxn checks the transactional batches of a partition: they need the
+// request's transactional id, and the transaction coordinator must have
+// the partition in that producer's ongoing transaction (KIP-890 part 1),
+// so a late or stray write cannot open a transaction nobody will end.
+func (b *Broker) verifyTxn(txnID *string, topic string, part int32, batches [][]byte) error {
+	for _, raw := range batches {
+		h, err := batch.ParseHeader(raw)
+		if err != nil {
+			return err
+		}
+		switch {
+		case !h.Transactional() && txnID != nil:
+			return fmt.Errorf("%w: a transactional producer sent a non-transactional batch", errInvalidRecord)
+		case !h.Transactional():
+			continue
+		case txnID == nil:
+			return fmt.Errorf("%w: transactional batch without a transactional id", errInvalidRecord)
+		}
+		if err := b.txns.Verify(*txnID, h.ProducerID, h.ProducerEpoch, txn.TopicPartition{Topic: topic, Partition: part}); err != nil {
+			return err
+		}
+		return nil // one verdict covers the partition's batches
+	}
+	return nil
 }
 
 // requireKeys refuses a batch with a keyless record, as Kafka does on a
@@ -176,6 +225,20 @@ func (b *Broker) appendBatches(ctx context.Context, p *producePending, st *topic
 			p.fail(slot, err)
 			p.release()
 		})
+		var dup *producer.DuplicateError
+		if errors.As(err, &dup) {
+			// A retry of a batch the log already holds: answered
+			// with the original's offset once that is readable
+			// (it may still be on its way through the WAL).
+			p.release()
+			p.mu.Lock()
+			if i == 0 {
+				slot.base = dup.BaseOffset
+			}
+			slot.dupLast = max(slot.dupLast, dup.LastOffset)
+			p.mu.Unlock()
+			continue
+		}
 		if err != nil {
 			p.release()
 			p.fail(slot, err)
@@ -213,6 +276,10 @@ type produceSlot struct {
 	err        error // guarded by producePending.mu once appends start
 	base       int64
 	appendTime int64
+	// dupLast is the last offset of duplicates answered with their
+	// original offsets, which must be readable before the answer; -1
+	// without duplicates.
+	dupLast int64
 }
 
 func (p *producePending) add() {
@@ -251,6 +318,11 @@ func (p *producePending) Wait(ctx context.Context) server.Response {
 	case <-p.done:
 	case <-ctx.Done():
 		return server.Response{NoResponse: true}
+	}
+	for _, s := range p.slots {
+		if err := waitReadable(ctx, s.part, s.dupLast); err != nil {
+			p.fail(s, err)
+		}
 	}
 	failed := false
 	p.mu.Lock()

@@ -40,6 +40,7 @@ func Start(t testing.TB, options ...func(*broker.Options)) *Broker {
 	// create many brokers.
 	o.Group.InitialRebalanceDelay = -1
 	o.OffsetsTopicPartitions = 4
+	o.TxnTopicPartitions = 4
 	if os.Getenv("SLUICE_TEST_LOG") != "" {
 		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
@@ -86,13 +87,12 @@ func (b *Broker) Restart() {
 	b.start()
 }
 
-// Client returns a franz-go client for the broker, closed at cleanup. The
-// broker does not serve InitProducerId yet, so idempotent writes are off.
+// Client returns a franz-go client for the broker, closed at cleanup, with
+// kgo's defaults (idempotent writes on).
 func (b *Broker) Client(t testing.TB, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
 	all := append([]kgo.Opt{
 		kgo.SeedBrokers(b.Addr()),
-		kgo.DisableIdempotentWrite(),
 		kgo.RetryTimeout(10 * time.Second),
 		kgo.MetadataMinAge(100 * time.Millisecond),
 	}, opts...)
