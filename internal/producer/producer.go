@@ -321,6 +321,15 @@ func Check(cur *Entry, b Batch) error {
 	if b.Control {
 		return checkMarker(cur, b)
 	}
+	if b.FirstSeq == NoSequence {
+		// A coordinator's own write (transactional offset commits in
+		// the offsets topic) carries no sequence; Kafka checks only
+		// its epoch (AppendOrigin.COORDINATOR).
+		if cur != nil && b.Epoch < cur.Epoch {
+			return fmt.Errorf("%w: producer %d sent epoch %d, the partition has seen %d", ErrInvalidProducerEpoch, b.ProducerID, b.Epoch, cur.Epoch)
+		}
+		return nil
+	}
 	if cur == nil {
 		// KIP-360: no state means any sequence.
 		return nil
@@ -397,15 +406,18 @@ func Next(cur *Entry, b Batch) (next *Entry, ended *AbortedTxn, aborted bool) {
 		e.TxnFirstOffset = NoOffset
 		return e, ended, aborted
 	}
+	if e.TxnFirstOffset == NoOffset && b.Transactional {
+		e.TxnFirstOffset = b.BaseOffset
+	}
+	if b.FirstSeq == NoSequence {
+		return e, nil, false // no sequence to remember (see Check)
+	}
 	if len(e.Batches) == BatchesRetained {
 		copy(e.Batches, e.Batches[1:])
 		e.Batches = e.Batches[:BatchesRetained-1]
 	}
 	e.Batches = append(e.Batches, BatchMeta{FirstSeq: b.FirstSeq, LastSeq: b.LastSeq(), FirstOffset: b.BaseOffset,
 		LastOffset: b.LastOffset(), Timestamp: b.MaxTimestamp})
-	if e.TxnFirstOffset == NoOffset && b.Transactional {
-		e.TxnFirstOffset = b.BaseOffset
-	}
 	return e, nil, false
 }
 

@@ -109,6 +109,8 @@ func TestCheckTable(t *testing.T) {
 		{"marker with a bumped epoch, then sequence zero", []step{data(1, 0, 0, 3).tx(), marker(1, 1, Abort, 0),
 			data(1, 1, 3, 1).err(ErrOutOfOrderSequence), data(1, 1, 0, 1).tx()}},
 		{"marker for an unknown producer", []step{marker(9, 0, Abort, 0), data(9, 0, 0, 1)}},
+		{"a coordinator's sequence-less writes check only the epoch", []step{data(3, 1, -1, 2).tx(), data(3, 1, -1, 1).tx(),
+			marker(3, 1, Commit, 0), data(3, 1, -1, 1).tx(), data(3, 0, -1, 1).tx().err(ErrInvalidProducerEpoch)}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { run(t, tc.steps) })
