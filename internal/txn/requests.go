@@ -388,7 +388,8 @@ func (st *state) addOffsets(now time.Time, c *call, req *kmsg.AddOffsetsToTxnReq
 }
 
 // endTxn is Kafka's endTransaction from a client: Prepare* made durable,
-// the client answered, then markers and Complete* (complete).
+// then markers and Complete*, and the client is answered once they are
+// (or at their first failure: the outcome is decided by then).
 func (st *state) endTxn(now time.Time, c *call, req *kmsg.EndTxnRequest, fx *effects) {
 	answer := func(fx *effects, code int16) {
 		resp := req.ResponseKind().(*kmsg.EndTxnResponse)
@@ -431,8 +432,7 @@ func (st *state) endTxn(now time.Time, c *call, req *kmsg.EndTxnRequest, fx *eff
 				answer(fx, appendErrorCode(err))
 				return
 			}
-			answer(fx, 0)
-			st.complete(now, t, fx)
+			st.completeThen(now, t, fx, func(fx *effects) { answer(fx, 0) })
 		})
 	case kmsg.TransactionStateCompleteCommit, kmsg.TransactionStateCompleteAbort:
 		answer(fx, sameAs(kmsg.TransactionStateCompleteCommit, 0))

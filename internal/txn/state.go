@@ -246,24 +246,39 @@ func (st *state) retryLater(now time.Time, t *txn, step func(time.Time, *effects
 // markers to every partition, then the Complete* record. A failure of
 // either is retried until it succeeds; the transaction stays prepared
 // meanwhile.
-func (st *state) complete(now time.Time, t *txn, fx *effects) {
+func (st *state) complete(now time.Time, t *txn, fx *effects) { st.completeThen(now, t, fx, nil) }
+
+// completeThen is complete that also calls done once the transaction is
+// complete, or at its first failure (the outcome is decided and durable
+// in Prepare*; completing it is then the coordinator's business).
+// EndTxn answers through it: a producer that starts its next transaction
+// at once then finds this one finished, instead of being told
+// CONCURRENT_TRANSACTIONS and backing off while the markers are written.
+func (st *state) completeThen(now time.Time, t *txn, fx *effects, done func(fx *effects)) {
+	finish := func(fx *effects) {
+		if done != nil {
+			done(fx)
+			done = nil
+		}
+	}
 	commit := t.state == kmsg.TransactionStatePrepareCommit
 	parts := t.sortedParts()
 	if len(parts) == 0 {
-		st.writeComplete(now, t, fx)
+		st.writeComplete(now, t, fx, finish)
 		return
 	}
 	fx.mark(markerWrite{pid: t.pid, epoch: t.epoch, commit: commit, parts: parts, then: func(now time.Time, err error, fx *effects) {
 		if err != nil {
 			st.log.Warn("txn: writing transaction markers failed; retrying", "transactional_id", t.id, "commit", commit, "err", err)
+			finish(fx)
 			st.retryLater(now, t, func(now time.Time, fx *effects) { st.complete(now, t, fx) })
 			return
 		}
-		st.writeComplete(now, t, fx)
+		st.writeComplete(now, t, fx, finish)
 	}})
 }
 
-func (st *state) writeComplete(now time.Time, t *txn, fx *effects) {
+func (st *state) writeComplete(now time.Time, t *txn, fx *effects, done func(fx *effects)) {
 	to := t.clone()
 	to.state = kmsg.TransactionStateCompleteAbort
 	if t.state == kmsg.TransactionStatePrepareCommit {
@@ -272,8 +287,9 @@ func (st *state) writeComplete(now time.Time, t *txn, fx *effects) {
 	to.parts = nil
 	to.updated = now
 	st.transit(t, to, fx, func(now time.Time, err error, fx *effects) {
+		done(fx)
 		if err != nil {
-			st.retryLater(now, t, func(now time.Time, fx *effects) { st.writeComplete(now, t, fx) })
+			st.retryLater(now, t, func(now time.Time, fx *effects) { st.writeComplete(now, t, fx, func(*effects) {}) })
 			return
 		}
 		t.backoff = 0

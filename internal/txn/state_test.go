@@ -145,7 +145,10 @@ func TestCommit(t *testing.T) {
 		t.Fatal("EndTxn answered before PrepareCommit was durable")
 	}
 	h.flush(nil)
-	wantCode(t, "end", answer[*kmsg.EndTxnResponse](h, c).ErrorCode, nil)
+	if h.answered(c) {
+		t.Fatal("EndTxn answered before its markers were written")
+	}
+	end := c
 	h.wantState("app", kmsg.TransactionStatePrepareCommit)
 	if len(h.marks) != 1 {
 		t.Fatalf("%d marker writes, want 1", len(h.marks))
@@ -164,8 +167,12 @@ func TestCommit(t *testing.T) {
 
 	h.flushMarks(nil)
 	h.wantState("app", kmsg.TransactionStatePrepareCommit) // until Complete* is durable
+	if h.answered(end) {
+		t.Fatal("EndTxn answered before CompleteCommit was durable")
+	}
 	h.flush(nil)
 	h.wantState("app", kmsg.TransactionStateCompleteCommit)
+	wantCode(t, "end", answer[*kmsg.EndTxnResponse](h, end).ErrorCode, nil)
 	if len(h.txn("app").parts) != 0 {
 		t.Fatal("completed transaction keeps partitions")
 	}
@@ -188,9 +195,13 @@ func TestAbortAndMarkerRetry(t *testing.T) {
 	pid, epoch := h.ongoing("app")
 	c := h.do(endReq("app", pid, epoch, false))
 	h.flush(nil)
-	wantCode(t, "abort", answer[*kmsg.EndTxnResponse](h, c).ErrorCode, nil)
 	for i := range 3 {
 		h.flushMarks(errTest)
+		if i == 0 {
+			// The outcome is decided: the producer is answered at
+			// the first failure, and the coordinator keeps trying.
+			wantCode(t, "abort", answer[*kmsg.EndTxnResponse](h, c).ErrorCode, nil)
+		}
 		h.wantState("app", kmsg.TransactionStatePrepareAbort)
 		next := h.st.next()
 		if next.IsZero() || !next.Before(h.now.Add(retryBackoffMax+time.Millisecond)) {
