@@ -2,9 +2,11 @@ package broker_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluice-io/sluice/internal/broker/brokertest"
@@ -60,5 +62,58 @@ func TestTransactionCommitAbort(t *testing.T) {
 	}
 	if got := consumeAll(t, b, "tx", 13, true); len(got) != 13 {
 		t.Fatalf("read_committed saw %d records, want 13", len(got))
+	}
+}
+
+// Operators see transactional ids, their state, and each partition's
+// producers (DescribeTransactions, ListTransactions, DescribeProducers).
+func TestTransactionAdmin(t *testing.T) {
+	b := brokertest.Start(t)
+	createTopic(t, b, "txa", 2, nil)
+	p := b.Client(t, kgo.TransactionalID("admin-tx"), kgo.DefaultProduceTopic("txa"))
+	if err := p.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.ProduceSync(ctxT(t), &kgo.Record{Partition: 0, Value: []byte("v")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	adm := b.Admin(t)
+	// While open: Ongoing, listed, and the partition's producer has an
+	// open transaction.
+	dt, err := adm.DescribeTransactions(ctxT(t), "admin-tx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := dt["admin-tx"]
+	if d.Err != nil || d.State != "Ongoing" || d.ProducerID < 0 || len(d.Topics["txa"]) != 1 {
+		t.Fatalf("described while open: %+v", d)
+	}
+	lt, err := adm.ListTransactions(ctxT(t), nil, []string{"Ongoing"})
+	if err != nil || !slices.Contains(lt.TransactionalIDs(), "admin-tx") {
+		t.Fatalf("list ongoing: %v %v", lt.TransactionalIDs(), err)
+	}
+	var open []int64
+	dp, err := adm.DescribeProducers(ctxT(t), kadm.TopicsSet{"txa": {0: {}, 1: {}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dp.EachProducer(func(pr kadm.DescribedProducer) {
+		if pr.ProducerID == d.ProducerID && pr.CurrentTxnStartOffset >= 0 {
+			open = append(open, pr.CurrentTxnStartOffset)
+		}
+	})
+	if len(open) != 1 || open[0] != 0 {
+		t.Fatalf("producers with an open transaction: %v", open)
+	}
+	if err := p.EndTransaction(ctxT(t), kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	dt, err = adm.DescribeTransactions(ctxT(t), "admin-tx")
+	if err != nil || dt["admin-tx"].State != "CompleteCommit" {
+		t.Fatalf("described after commit: %+v %v", dt["admin-tx"], err)
+	}
+	lt, err = adm.ListTransactions(ctxT(t), nil, []string{"Ongoing"})
+	if err != nil || slices.Contains(lt.TransactionalIDs(), "admin-tx") {
+		t.Fatalf("still listed as ongoing: %v %v", lt.TransactionalIDs(), err)
 	}
 }
