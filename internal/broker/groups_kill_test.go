@@ -30,7 +30,7 @@ func TestGroupKillChild(t *testing.T) {
 	if dir == "" {
 		t.Skip("run by TestGroupKill9")
 	}
-	o := broker.Options{Dir: dir, Listen: os.Getenv(groupKillChildEnv + "_ADDR"), OffsetsTopicPartitions: 8}
+	o := broker.Options{Dir: dir, Listen: os.Getenv(groupKillChildEnv + "_ADDR"), OffsetsTopicPartitions: 8, TxnTopicPartitions: 4}
 	o.Storage.WAL.FileBytes = 4 << 20
 	o.Group.InitialRebalanceDelay = -1
 	b, err := broker.New(o)
