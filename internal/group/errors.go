@@ -2,10 +2,11 @@ package group
 
 import (
 	"errors"
-	"reflect"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluice-io/sluice/internal/coord"
 )
 
 // The package's own errors.
@@ -163,19 +164,5 @@ func errorResponse(req kmsg.Request, code int16) kmsg.Response {
 		}
 		return resp
 	}
-	return genericError(req, code)
-}
-
-// genericError answers a request this package does not serve. Every
-// Kafka response of interest here has a top-level ErrorCode; one
-// without it is answered empty rather than with a panic.
-func genericError(req kmsg.Request, code int16) kmsg.Response {
-	resp := req.ResponseKind()
-	v := reflect.ValueOf(resp)
-	if v.Kind() == reflect.Pointer && v.Elem().Kind() == reflect.Struct {
-		if f := v.Elem().FieldByName("ErrorCode"); f.IsValid() && f.CanSet() && f.Kind() == reflect.Int16 {
-			f.SetInt(int64(code))
-		}
-	}
-	return resp
+	return coord.ErrorResponse(req, code)
 }

@@ -3,12 +3,12 @@ package group
 import (
 	"errors"
 	"fmt"
-	"math"
 	"time"
-	"unicode/utf16"
 
-	"github.com/sluice-io/sluice/internal/group/consumer"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluice-io/sluice/internal/coord"
+	"github.com/sluice-io/sluice/internal/group/consumer"
 )
 
 // The record versions this package writes, the same ones Kafka writes,
@@ -51,24 +51,7 @@ func (e *CorruptRecordError) Unwrap() []error { return []error{errCorrupt, e.Err
 // Partition is the offsets-log partition of a group: Kafka's
 // abs(javaStringHashCode(id)) % n, so a group lands where Kafka would put
 // it. It returns 0 when n <= 0.
-func Partition(groupID string, n int32) int32 {
-	if n <= 0 {
-		return 0
-	}
-	// Java hashes the UTF-16 code units of the string it decoded from
-	// the wire; []rune turns invalid UTF-8 into U+FFFD as Java's decoder
-	// does.
-	var h int32
-	for _, u := range utf16.Encode([]rune(groupID)) {
-		h = 31*h + int32(u)
-	}
-	if h == math.MinInt32 { // Kafka's Utils.abs
-		h = 0
-	} else if h < 0 {
-		h = -h
-	}
-	return h % n
-}
+func Partition(groupID string, n int32) int32 { return coord.Partition(groupID, n) }
 
 func millis(t time.Time) int64 { return t.UnixMilli() }
 

@@ -4,12 +4,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"time"
-	"unicode/utf16"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluice-io/sluice/internal/coord"
 )
 
 // The record versions of __transaction_state. docs/format/txn.md has the
@@ -56,23 +56,7 @@ func (e *CorruptRecordError) Unwrap() []error { return []error{errCorrupt, e.Err
 // Partition is the __transaction_state partition of a transactional id:
 // Kafka's abs(javaStringHashCode(id)) % n, so an id lands where Kafka
 // would put it. It returns 0 when n <= 0.
-func Partition(transactionalID string, n int32) int32 {
-	if n <= 0 {
-		return 0
-	}
-	// Java hashes the UTF-16 code units of the string it decoded from the
-	// wire; []rune turns invalid UTF-8 into U+FFFD as Java's decoder does.
-	var h int32
-	for _, u := range utf16.Encode([]rune(transactionalID)) {
-		h = 31*h + int32(u)
-	}
-	if h == math.MinInt32 { // Kafka's Utils.abs
-		h = 0
-	} else if h < 0 {
-		h = -h
-	}
-	return h % n
-}
+func Partition(transactionalID string, n int32) int32 { return coord.Partition(transactionalID, n) }
 
 // millis is Kafka's timestamp in milliseconds, -1 for none.
 func millis(t time.Time) int64 {
