@@ -136,3 +136,46 @@ func BenchmarkRawWriteSync(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRotationWait appends 1 MiB records from 8 appenders through
+// 16 MiB files, with the next file prepared one and two files ahead, and
+// reports how long the writer (and so every append) waited at rotations
+// for the preparer's zero-filling:
+//
+//	go test -run '^$' -bench RotationWait -benchtime 512x ./internal/wal
+func BenchmarkRotationWait(b *testing.B) {
+	for _, ahead := range []int{1, 2} {
+		b.Run(fmt.Sprintf("ahead=%d", ahead), func(b *testing.B) {
+			w, err := Open(Options{Dir: b.TempDir(), FileBytes: 16 << 20, PrepareAhead: ahead})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer w.Close()
+			payload := make([]byte, 1<<20)
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			b.SetBytes(int64(len(payload)))
+			b.ResetTimer()
+			for range 8 {
+				wg.Go(func() {
+					for next.Add(1) <= int64(b.N) {
+						end, err := w.AppendSync(context.Background(), payload)
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						if end%(64<<20) < 1<<20 {
+							_ = w.Trim(end - 32<<20) // keep the disk use bounded
+						}
+					}
+				})
+			}
+			wg.Wait()
+			b.StopTimer()
+			s := w.Stats()
+			b.ReportMetric(float64(s.RotationWaits), "waits")
+			b.ReportMetric(float64(s.Rotations), "rotations")
+			b.ReportMetric(float64(s.RotationWait.Milliseconds()), "wait-ms")
+		})
+	}
+}

@@ -17,6 +17,7 @@ const (
 	DefaultMaxPendingBytes = 64 << 20
 	DefaultMaxRecordBytes  = 16 << 20
 	DefaultRecycleFiles    = 4
+	DefaultPrepareAhead    = 2
 
 	// minFileBytes keeps room for the header and a few small records; a
 	// smaller file would rotate on almost every append.
@@ -30,6 +31,9 @@ const (
 	maxSyncDelay = time.Second
 	// maxRecycleFiles bounds the disk space the recycle pool may hold.
 	maxRecycleFiles = 64
+	// maxPrepareAhead bounds the disk space held by files prepared
+	// before they are needed.
+	maxPrepareAhead = 8
 )
 
 // Options configure a WAL. The zero value of every field but Dir means
@@ -64,6 +68,11 @@ type Options struct {
 	// of removed, so that rotation rarely allocates disk blocks. Negative
 	// disables recycling.
 	RecycleFiles int
+	// PrepareAhead is how many files the preparer keeps ready (created or
+	// recycled, zero-filled, synced) beyond the one being written. With
+	// one, a writer faster than the preparer's zero-filling waits for it
+	// at a rotation; with two it has a whole file's time to spare.
+	PrepareAhead int
 
 	// Logger receives rotation, recovery and failure events; nil
 	// discards them.
@@ -102,6 +111,9 @@ func (o Options) withDefaults() Options {
 	} else if o.RecycleFiles < 0 {
 		o.RecycleFiles = 0
 	}
+	if o.PrepareAhead == 0 {
+		o.PrepareAhead = DefaultPrepareAhead
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -127,6 +139,9 @@ func (o *Options) Validate() error {
 	}
 	if d.SyncBytes < 0 {
 		bad("SyncBytes %d is negative", d.SyncBytes)
+	}
+	if d.PrepareAhead < 1 || d.PrepareAhead > maxPrepareAhead {
+		bad("PrepareAhead %d is outside [1, %d]", d.PrepareAhead, maxPrepareAhead)
 	}
 	if d.MaxPendingBytes < 0 || int64(d.MaxPendingBytes) > maxPendingBytesLimit {
 		bad("MaxPendingBytes %d is outside [0, %d]", d.MaxPendingBytes, int64(maxPendingBytesLimit))

@@ -11,22 +11,29 @@ type Stats struct {
 	SyncTime    time.Duration // total time spent writing and syncing
 	SyncTimeMax time.Duration // longest single write+sync
 	Rotations   uint64        // files the writer moved on to
-	Files       int           // live .wal files, the one appends go to included
-	PoolFiles   int           // trimmed files waiting to be recycled
-	Failed      bool          // the WAL has latched a failure
+	// RotationWaits counts rotations at which the next file was not
+	// ready yet, and RotationWait is the time the writer (and so every
+	// append) spent waiting for it.
+	RotationWaits uint64
+	RotationWait  time.Duration
+	Files         int  // live .wal files, the one appends go to included
+	PoolFiles     int  // trimmed files waiting to be recycled
+	Failed        bool // the WAL has latched a failure
 }
 
 // Stats returns a snapshot of the counters. It is cheap: a few atomic
 // loads and two short critical sections.
 func (w *WAL) Stats() Stats {
 	s := Stats{
-		Appends:     w.stats.appends.Load(),
-		Records:     w.stats.records.Load(),
-		Bytes:       w.stats.bytes.Load(),
-		Syncs:       w.stats.syncs.Load(),
-		SyncTime:    time.Duration(w.stats.syncNanos.Load()),
-		SyncTimeMax: time.Duration(w.stats.syncMaxNanos.Load()),
-		Rotations:   w.stats.rotations.Load(),
+		Appends:       w.stats.appends.Load(),
+		Records:       w.stats.records.Load(),
+		Bytes:         w.stats.bytes.Load(),
+		Syncs:         w.stats.syncs.Load(),
+		SyncTime:      time.Duration(w.stats.syncNanos.Load()),
+		SyncTimeMax:   time.Duration(w.stats.syncMaxNanos.Load()),
+		Rotations:     w.stats.rotations.Load(),
+		RotationWaits: w.stats.rotationWaits.Load(),
+		RotationWait:  time.Duration(w.stats.rotationWaitNanos.Load()),
 	}
 	w.mu.Lock()
 	s.Files = len(w.mu.files)

@@ -87,8 +87,8 @@ type WAL struct {
 	}
 
 	stats struct {
-		appends, records, bytes, syncs, rotations atomic.Uint64
-		syncNanos, syncMaxNanos                   atomic.Int64
+		appends, records, bytes, syncs, rotations, rotationWaits atomic.Uint64
+		syncNanos, syncMaxNanos, rotationWaitNanos               atomic.Int64
 	}
 
 	closeOnce sync.Once
@@ -162,8 +162,8 @@ func Open(opts Options) (*WAL, error) {
 		closing:       make(chan struct{}),
 		comp:          make(chan doneBatch, compQueueLen),
 		recsFree:      make(chan []completion, compQueueLen+2),
-		prepReq:       make(chan uint64, 1),
-		prepared:      make(chan preparedFile, 1),
+		prepReq:       make(chan uint64, o.PrepareAhead),
+		prepared:      make(chan preparedFile, o.PrepareAhead),
 		writerDone:    make(chan struct{}),
 		completerDone: make(chan struct{}),
 		preparerDone:  make(chan struct{}),
@@ -195,7 +195,9 @@ func Open(opts Options) (*WAL, error) {
 	w.headerSeq.Store(seq)
 	w.log.Info("wal: opened", "dir", o.Dir, "files", len(r.files), "end", uint64(r.end), "seq", seq)
 
-	w.prepReq <- seq + 1
+	for i := range uint64(w.opts.PrepareAhead) {
+		w.prepReq <- seq + 1 + i
+	}
 	go w.writeLoop()
 	go w.completeLoop()
 	go w.prepareLoop()
@@ -417,12 +419,17 @@ func (w *WAL) Close() error {
 		<-w.completerDone
 		close(w.prepReq)
 		<-w.preparerDone
-		select {
-		case pf := <-w.prepared:
-			if pf.f != nil {
-				pf.f.Close()
+		// Files prepared and never used: closed here, left blank on
+		// disk (recovery reuses or removes them).
+		for done := false; !done; {
+			select {
+			case pf := <-w.prepared:
+				if pf.f != nil {
+					pf.f.Close()
+				}
+			default:
+				done = true
 			}
-		default:
 		}
 		err := w.Err()
 		if cerr := w.cur.f.Close(); cerr != nil && err == nil {

@@ -106,7 +106,16 @@ func (w *WAL) fileFor(seq uint64) (vfs.File, error) {
 	if seq == w.cur.seq {
 		return w.cur.f, nil
 	}
-	pf := <-w.prepared
+	var pf preparedFile
+	select {
+	case pf = <-w.prepared:
+	default:
+		// The preparer is behind: this wait stalls every append.
+		start := time.Now()
+		pf = <-w.prepared
+		w.stats.rotationWaits.Add(1)
+		w.stats.rotationWaitNanos.Add(int64(time.Since(start)))
+	}
 	if pf.err != nil {
 		return nil, fmt.Errorf("prepare file %d: %w", pf.seq, pf.err)
 	}
@@ -119,7 +128,7 @@ func (w *WAL) fileFor(seq uint64) (vfs.File, error) {
 		w.log.Warn("wal: close", "path", w.cur.f.Name(), "err", err)
 	}
 	w.cur.seq, w.cur.f = seq, pf.f
-	w.prepReq <- seq + 1
+	w.prepReq <- seq + uint64(w.opts.PrepareAhead)
 	w.stats.rotations.Add(1)
 	w.log.Debug("wal: rotated", "path", pf.f.Name())
 	return pf.f, nil
