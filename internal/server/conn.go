@@ -42,8 +42,9 @@ var copyBufPool = sync.Pool{New: func() any {
 type inflight struct {
 	req     *Request
 	pending Pending
-	budget  int64   // bytes held in Server.budget
-	body    *[]byte // the pooled buffer req.Body was decoded from
+	budget  int64     // bytes held in Server.budget
+	body    *[]byte   // the pooled buffer req.Body was decoded from
+	read    time.Time // when the request was read; set only for OnResponse
 }
 
 // conn is one client connection. Its reader goroutine (serve) owns the
@@ -203,6 +204,10 @@ func (c *conn) readLoop() error {
 			return c.readErr()
 		}
 		req, body, err := c.readRequest(br, int(size))
+		var read time.Time
+		if err == nil && c.s.opts.OnResponse != nil {
+			read = time.Now()
+		}
 		var pending Pending
 		if err == nil {
 			pending, err = c.handle(req)
@@ -210,6 +215,7 @@ func (c *conn) readLoop() error {
 				// A handler that panicked may have kept
 				// references into the body: let it go.
 				body = nil
+				c.observe(req, read, true)
 			}
 		}
 		if err != nil {
@@ -219,7 +225,7 @@ func (c *conn) readLoop() error {
 		}
 		c.inflight.Add(1)
 		// Never blocks: queue has a place for every slot.
-		c.queue <- &inflight{req: req, pending: pending, budget: int64(size), body: body}
+		c.queue <- &inflight{req: req, pending: pending, budget: int64(size), body: body, read: read}
 	}
 }
 
@@ -312,10 +318,13 @@ func (c *conn) writeLoop() {
 func (c *conn) finish(it *inflight) {
 	resp, ok := c.await(it)
 	reuse := ok && resp.ReuseRequest && c.ctx.Err() == nil
+	failed := true
 	if !ok {
 		c.abort()
 	} else if c.ctx.Err() == nil {
-		if err := c.respond(it.req, resp); err != nil {
+		err := c.respond(it.req, resp)
+		failed = err != nil || resp.Close
+		if err != nil {
 			if errors.Is(err, errBadResponse) {
 				c.log.Error("server: closing connection", "key", it.req.Key, "version", it.req.Version, "err", err)
 			} else {
@@ -325,6 +334,7 @@ func (c *conn) finish(it *inflight) {
 		}
 	}
 	c.release(resp)
+	c.observe(it.req, it.read, failed)
 	if reuse && it.body != nil {
 		c.s.bodies.put(it.body)
 		c.s.stats.bodiesReused.Add(1)
@@ -334,6 +344,13 @@ func (c *conn) finish(it *inflight) {
 	c.inflight.Add(-1)
 	<-c.slots
 	c.s.budget.Release(it.budget)
+}
+
+// observe reports one finished request to Options.OnResponse.
+func (c *conn) observe(req *Request, read time.Time, failed bool) {
+	if f := c.s.opts.OnResponse; f != nil {
+		f(req.Key, req.Version, time.Since(read), failed)
+	}
 }
 
 func (c *conn) await(it *inflight) (resp Response, ok bool) {

@@ -60,6 +60,19 @@ type Options struct {
 
 	// Logger receives connection-level events; nil discards them.
 	Logger *slog.Logger
+
+	// OnResponse, if set, is called once for every request read and
+	// handed to the handler, on the connection's writer goroutine (or its
+	// reader, when Handle fails), after the response was written or
+	// abandoned. d runs from the moment the request was read to then.
+	// failed is true when no response reached the client or the
+	// connection was closed because of this request: a handler panic, a
+	// bad or unwritable response, a connection that died first, or a
+	// response whose Close was set (Kafka's way to report a failed acks=0
+	// produce or authentication). Kafka error codes inside a written
+	// response are not failures here: the server does not look inside
+	// responses. It is a metrics hook and must be quick.
+	OnResponse func(key, version int16, d time.Duration, failed bool)
 }
 
 // Validate reports every problem with o at once. Zero values are valid:
