@@ -238,6 +238,7 @@ type Broker struct {
 	sessions *fetchSessions
 	coord    *group.Coordinator
 	txns     *txn.Coordinator
+	status   status
 	// loading waits for the goroutine loading the coordinator, which
 	// stopLoading cancels (set by Start).
 	loading     sync.WaitGroup
@@ -361,9 +362,13 @@ func (b *Broker) Start() error {
 		defer b.loading.Done()
 		// Groups first: the transaction coordinator's recovery may
 		// complete transactions whose markers reach the groups.
-		b.loadGroups(ctx)
-		b.loadTxns(ctx)
+		groups := b.loadGroups(ctx)
+		txns := b.loadTxns(ctx)
+		// A failed load leaves the coordinator answering
+		// COORDINATOR_NOT_AVAILABLE: not ready.
+		b.status.loaded.Store(groups && txns)
 	}()
+	b.status.serving.Store(true)
 	b.log.Info("broker serving", "addr", b.srv.Addr().String(), "advertised", net.JoinHostPort(b.adv.host, strconv.Itoa(int(b.adv.port))),
 		"node_id", b.opts.NodeID, "dir", b.opts.Dir, "topics", b.reg.Len(), "sendfile", !b.opts.DisableSendfile)
 	return nil

@@ -107,14 +107,15 @@ func (b *Broker) newCoordinator() error {
 
 // loadGroups replays the offsets topic into the coordinator. Until it
 // finishes, group requests are answered COORDINATOR_LOAD_IN_PROGRESS.
-func (b *Broker) loadGroups(ctx context.Context) {
+func (b *Broker) loadGroups(ctx context.Context) bool {
 	st := b.topic(offsetsTopic)
 	err := b.coord.Load(ctx, b.offsetsRecords(st))
 	if err != nil {
 		b.log.Error("broker: loading consumer groups failed", "err", err)
-		return
+		return false
 	}
 	b.log.Info("consumer groups loaded", "groups", len(b.coord.Groups()))
+	return true
 }
 
 // offsetsRecords yields every record of the offsets topic, partition by

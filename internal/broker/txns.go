@@ -57,7 +57,7 @@ func (b *Broker) newTxnCoordinator() error {
 	return nil
 }
 
-func (b *Broker) loadTxns(ctx context.Context) {
+func (b *Broker) loadTxns(ctx context.Context) bool {
 	st := b.topic(txnTopic)
 	seq := func(yield func(txn.Record, error) bool) {
 		for r, err := range b.internalRecords(st) {
@@ -68,9 +68,10 @@ func (b *Broker) loadTxns(ctx context.Context) {
 	}
 	if err := b.txns.Load(ctx, seq); err != nil {
 		b.log.Error("broker: loading transactions failed", "err", err)
-		return
+		return false
 	}
 	b.log.Info("transactions loaded")
+	return true
 }
 
 func (b *Broker) ensureTxnTopic() (*topicState, error) {
