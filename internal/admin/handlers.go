@@ -97,7 +97,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/groups", s.groups)
 	mux.HandleFunc("GET /api/groups/{id}", s.group)
 	mux.HandleFunc("GET /api/config", s.config)
-	mux.HandleFunc("/api/", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /api/", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusNotFound, ErrorJSON{Error: "no such endpoint"})
 	})
 	// TimeoutHandler buffers the response and answers 503 past the
