@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 	"gopkg.in/yaml.v3"
 
+	"github.com/sluice-io/sluice/internal/admin"
 	"github.com/sluice-io/sluice/internal/broker"
 	"github.com/sluice-io/sluice/internal/topics"
 )
@@ -22,6 +24,15 @@ type serveConfig struct {
 	opts      broker.Options
 	logFormat string
 	logLevel  string
+	// adminAddr is the admin listener's address; empty turns it off.
+	// adminListener, if set (tests), is used instead.
+	adminAddr     string
+	adminListener net.Listener
+	// metricsOff turns the metrics hooks and /metrics off.
+	metricsOff bool
+	// entries is every key's value and where it came from, for the
+	// admin listener's /api/config.
+	entries []admin.ConfigEntry
 }
 
 // configKey is one entry of the configuration table: the single source of
@@ -239,6 +250,17 @@ var configKeys = []configKey{
 		set: intKey(32, func(c *serveConfig) any { return &c.opts.Storage.MaxOpenSegmentFiles })},
 	{Name: "sendfile", Default: "true", Doc: "Sluice: send fetched records with sendfile (zero-copy); false copies through user space.", isBool: true,
 		set: boolKey(func(c *serveConfig) *bool { return &c.opts.DisableSendfile }, true)},
+	{Name: "admin.listener", Default: "127.0.0.1:9644", Doc: "Sluice: HTTP admin listener (/metrics, /healthz, /readyz, /api/...), host:port; empty turns it off.",
+		set: func(c *serveConfig, v string) error {
+			c.adminAddr = strings.TrimSpace(v)
+			if c.adminAddr == "" {
+				return nil
+			}
+			_, _, err := net.SplitHostPort(c.adminAddr)
+			return err
+		}},
+	{Name: "metrics", Default: "true", Doc: "Sluice: collect Prometheus metrics (served on the admin listener's /metrics).", isBool: true,
+		set: boolKey(func(c *serveConfig) *bool { return &c.metricsOff }, true)},
 	{Name: "log-format", Default: "text", Doc: "Sluice: log format, text or json.",
 		set: func(c *serveConfig, v string) error {
 			if v != "text" && v != "json" {
@@ -315,6 +337,7 @@ func loadConfig(fs *pflag.FlagSet, getenv func(string) string) (serveConfig, err
 		if err := k.set(&c, values[k.Name]); err != nil {
 			errs = append(errs, fmt.Errorf("%s=%q (from %s): %v", k.Name, values[k.Name], source[k.Name], err))
 		}
+		c.entries = append(c.entries, admin.ConfigEntry{Name: k.Name, Value: values[k.Name], Source: source[k.Name]})
 	}
 	if err := errors.Join(errs...); err != nil {
 		return c, err

@@ -162,7 +162,7 @@ func TestPrintConfig(t *testing.T) {
 // serve runs, takes traffic, and shuts down cleanly when its context ends
 // (what SIGINT/SIGTERM do).
 func TestServeShutsDownCleanly(t *testing.T) {
-	c, err := loadConfig(flags(t, "--listeners", "127.0.0.1:0", "--log.dirs", t.TempDir(), "--log-format", "json"), env(nil))
+	c, err := loadConfig(flags(t, "--listeners", "127.0.0.1:0", "--log.dirs", t.TempDir(), "--log-format", "json", "--admin.listener", ""), env(nil))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sluice-io/sluice/internal/admin"
 	"github.com/sluice-io/sluice/internal/broker"
+	"github.com/sluice-io/sluice/internal/metrics"
 )
 
 // shutdownTimeout bounds how long in-flight requests may take to finish
@@ -93,14 +95,52 @@ func newLogger(w io.Writer, format, level string) *slog.Logger {
 func serve(ctx context.Context, cfg serveConfig, logw io.Writer, started func(*broker.Broker)) error {
 	log := newLogger(logw, cfg.logFormat, cfg.logLevel)
 	cfg.opts.Logger = log
+	src := &adminSource{config: cfg.entries}
+	var m *metrics.Metrics // nil: metrics off, every hook a no-op
+	if !cfg.metricsOff {
+		var err error
+		m, err = metrics.New(metrics.Options{Source: src, ServerStats: src.serverStats, StorageStats: src.storageStats,
+			DiskSpace: metrics.DiskSpace(cfg.opts.Dir), Logger: log})
+		if err != nil {
+			return err
+		}
+		cfg.opts.Server.OnResponse = m.ObserveRequest
+		cfg.opts.Storage.WAL.OnSync = m.ObserveWALSync
+		cfg.opts.Observer = m
+	}
+	// The admin listener comes up first, so /readyz answers (not ready)
+	// while the logs recover.
+	var adm *admin.Server
+	if cfg.adminAddr != "" || cfg.adminListener != nil {
+		ao := admin.Options{Addr: cfg.adminAddr, Listener: cfg.adminListener, Logger: log}
+		if m != nil {
+			ao.Metrics = m.Handler()
+		}
+		var err error
+		if adm, err = admin.New(ao, src); err != nil {
+			return err
+		}
+		if err := adm.Start(); err != nil {
+			return err
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = adm.Shutdown(sctx)
+		}()
+		log.Info("admin listening", "addr", adm.Addr().String())
+	}
+	start := time.Now()
 	b, err := broker.New(cfg.opts)
 	if err != nil {
 		return err
 	}
+	m.SetRecovery(time.Since(start))
 	if err := b.Start(); err != nil {
 		_ = b.Close(context.Background())
 		return err
 	}
+	src.b.Store(b)
 	if started != nil {
 		started(b)
 	}

@@ -102,6 +102,11 @@ type Options struct {
 	// Now, Logger and NumPartitions are set by the broker.
 	Txn txn.Options
 
+	// Observer, if set, sees each acknowledged produce and each fetch
+	// response's records per topic (the metrics hooks). Its methods run
+	// on connection goroutines and must be quick.
+	Observer Observer
+
 	// Storage tunes the engine; its Dir, FS, Logger, Now and Partition
 	// are set by the broker.
 	Storage storage.Options
@@ -202,6 +207,16 @@ func splitHostPort(addr string) (hostPort, error) {
 		return hostPort{}, fmt.Errorf("port %q: %w", p, err)
 	}
 	return hostPort{h, int32(n)}, nil
+}
+
+// Observer receives per-topic data-path events for metrics.
+type Observer interface {
+	// ObserveProduce: records and bytes of one partition's record set,
+	// acknowledged d after the request was received.
+	ObserveProduce(topic string, records, bytes int, d time.Duration)
+	// ObserveFetch: records (offsets) and bytes of one partition's
+	// records in a fetch response.
+	ObserveFetch(topic string, records, bytes int)
 }
 
 // topicState is one topic as the handlers see it. It is never modified

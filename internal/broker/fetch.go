@@ -148,6 +148,7 @@ type fetchRead struct {
 	res           partition.ReadResult // holds a file reference until released
 	bytes         []byte               // records read into memory (no OS file)
 	bytesReturned int64
+	first2last    int64 // offsets the returned batches span
 }
 
 func (r *fetchRead) release() { r.res.Release() }
@@ -265,6 +266,7 @@ func (f *fetchPending) read() (reads []fetchRead, total int64, stop bool) {
 		}
 		anyData = true
 		r.bytesReturned = n
+		r.first2last = res.Range.Last - res.Range.First + 1
 		budget -= n
 		total += n
 	}
@@ -305,6 +307,11 @@ func (f *fetchPending) respond(reads []fetchRead) server.Response {
 		}
 		if f.committed {
 			fp.committed, fp.aborted = true, r.aborted
+		}
+		if obs := f.b.opts.Observer; obs != nil && r.bytesReturned > 0 {
+			// Records counted as offsets spanned (control and aborted
+			// records included): the bytes are not decoded.
+			obs.ObserveFetch(it.topic, int(r.first2last), int(r.bytesReturned))
 		}
 		switch {
 		case r.bytes != nil:

@@ -27,7 +27,7 @@ import (
 func (b *Broker) handleProduce(ctx context.Context, r *server.Request) server.Pending {
 	req := r.Body.(*kmsg.ProduceRequest)
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
-	p := &producePending{resp: resp, acks: req.Acks, done: make(chan struct{})}
+	p := &producePending{resp: resp, acks: req.Acks, done: make(chan struct{}), obs: b.opts.Observer, received: time.Now()}
 	p.remaining = 1 // Handle's own token, released at the end
 
 	var reqErr error
@@ -72,6 +72,7 @@ func (b *Broker) handleProduce(ctx context.Context, r *server.Request) server.Pe
 				slot.err = fmt.Errorf("%w: %s partition %d", unknown, rt.Topic, rp.Partition)
 				continue
 			}
+			slot.topic, slot.bytes = st.name, len(rp.Records) // v13 names topics by id only
 			batches, err := checkRecords(st, rp.Records, now)
 			if err == nil {
 				err = b.verifyTxn(req.TransactionID, st.name, rp.Partition, batches)
@@ -246,6 +247,9 @@ func (b *Broker) appendBatches(ctx context.Context, p *producePending, st *topic
 			// earlier ones (only on a storage failure) may be.
 			return
 		}
+		p.mu.Lock()
+		slot.records += int(h.NumRecords)
+		p.mu.Unlock()
 		if i == 0 {
 			p.mu.Lock()
 			slot.base = h.BaseOffset
@@ -261,10 +265,12 @@ func (b *Broker) appendBatches(ctx context.Context, p *producePending, st *topic
 
 // producePending is a produce waiting for its appends.
 type producePending struct {
-	resp  *kmsg.ProduceResponse
-	acks  int16
-	slots []*produceSlot
-	done  chan struct{}
+	obs      Observer
+	received time.Time
+	resp     *kmsg.ProduceResponse
+	acks     int16
+	slots    []*produceSlot
+	done     chan struct{}
 
 	mu        sync.Mutex
 	remaining int // appends in flight, plus Handle's token
@@ -280,6 +286,9 @@ type produceSlot struct {
 	// original offsets, which must be readable before the answer; -1
 	// without duplicates.
 	dupLast int64
+	// For the observer: the topic, the record set's bytes and records.
+	topic          string
+	bytes, records int
 }
 
 func (p *producePending) add() {
@@ -341,6 +350,9 @@ func (p *producePending) Wait(ctx context.Context) server.Response {
 			s.out.LogAppendTime = s.appendTime
 		}
 		s.out.LogStartOffset, _ = s.part.Offsets()
+		if p.obs != nil {
+			p.obs.ObserveProduce(s.topic, s.records, s.bytes, time.Since(p.received))
+		}
 	}
 	// Every append has completed (the engine has written the batches
 	// into their segments and holds no reference to them), so the
