@@ -694,6 +694,7 @@ func (g *classicGroup) completeJoin(now time.Time, fx *effects) {
 	}
 	g.protocol = g.selectProtocol()
 	g.setState(stateCompletingRebalance, now)
+	fx.event("group rebalanced", "group", g.id, "generation", g.generation, "members", len(g.members), "protocol", g.protocol)
 	g.pendingSync = make(map[string]struct{}, len(g.members))
 	for _, id := range g.order {
 		m := g.members[id]

@@ -20,6 +20,9 @@ func TestJoinSyncHeartbeatLeave(t *testing.T) {
 		t.Fatalf("member id %q, want %q (client id + uuid)", jr.MemberID, want)
 	}
 	h.wantState("g", stateCompletingRebalance, 1)
+	if len(h.events) != 1 || h.events[0].msg != "group rebalanced" {
+		t.Fatalf("events %+v, want one rebalance to log", h.events)
+	}
 
 	s := h.do("app", syncReq("g", jr.MemberID, 1, map[string]string{jr.MemberID: "mine"}))
 	if h.answered(s) {

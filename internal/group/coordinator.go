@@ -628,6 +628,9 @@ func (o *owner) beforeMessage() {
 // append may complete synchronously; its continuation runs in a later
 // step, from completions), then rescheduling.
 func (o *owner) finish(now time.Time, fx *effects) {
+	for _, e := range fx.events {
+		o.c.log.Info(e.msg, e.args...)
+	}
 	for _, r := range fx.replies {
 		o.answer(r.to, r.resp)
 	}

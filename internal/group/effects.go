@@ -26,6 +26,18 @@ func newCall(req kmsg.Request, client Client) *call {
 type effects struct {
 	replies []reply
 	writes  []write
+	events  []event
+}
+
+// event is a notable state change for the log (one line each, at info):
+// the state machine reports it; the owner goroutine logs it.
+type event struct {
+	msg  string
+	args []any
+}
+
+func (fx *effects) event(msg string, args ...any) {
+	fx.events = append(fx.events, event{msg, args})
 }
 
 type reply struct {

@@ -44,6 +44,7 @@ type harness struct {
 	answers map[*call]kmsg.Response
 	pending []write
 	written [][]Record
+	events  []event
 	ids     int
 }
 
@@ -78,6 +79,7 @@ func (h *harness) run(fx *effects) {
 		h.pending = append(h.pending, w)
 		h.written = append(h.written, w.recs)
 	}
+	h.events = append(h.events, fx.events...)
 	h.st.settle(h.now)
 }
 
