@@ -1,7 +1,6 @@
 package broker_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -9,12 +8,10 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -24,7 +21,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluice-io/sluice/internal/batch"
-	"github.com/sluice-io/sluice/internal/broker"
 	"github.com/sluice-io/sluice/internal/broker/brokertest"
 )
 
@@ -515,76 +511,6 @@ func TestIdempotentProduceRaw(t *testing.T) {
 	})
 }
 
-// The transaction kill -9 test runs this test binary again as a child that
-// serves a broker on a data directory.
-const txnKillChildEnv = "SLUICE_TXN_KILL_CHILD"
-
-func TestTxnKillChild(t *testing.T) {
-	dir := os.Getenv(txnKillChildEnv)
-	if dir == "" {
-		t.Skip("run by TestTransactionsKill9")
-	}
-	o := broker.Options{Dir: dir, Listen: os.Getenv(txnKillChildEnv + "_ADDR"), OffsetsTopicPartitions: 4, TxnTopicPartitions: 4}
-	o.Storage.WAL.FileBytes = 4 << 20
-	o.Group.InitialRebalanceDelay = -1
-	b, err := broker.New(o)
-	if err == nil {
-		err = b.Start()
-	}
-	if err != nil {
-		fmt.Println("ERR", err)
-		os.Exit(1)
-	}
-	fmt.Println("ADDR", b.Addr().String())
-	select {} // until killed
-}
-
-type txnChild struct {
-	cmd  *exec.Cmd
-	addr string
-}
-
-func startTxnChild(t *testing.T, dir, addr string) *txnChild {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run", "^TestTxnKillChild$", "-test.v")
-	cmd.Env = append(os.Environ(), txnKillChildEnv+"="+dir, txnKillChildEnv+"_ADDR="+addr)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	c := &txnChild{cmd: cmd}
-	t.Cleanup(c.kill)
-	sc := bufio.NewScanner(out)
-	for sc.Scan() {
-		line := sc.Text()
-		if a, ok := strings.CutPrefix(line, "ADDR "); ok {
-			c.addr = a
-			go func() {
-				for sc.Scan() {
-				}
-			}()
-			return c
-		}
-		if strings.HasPrefix(line, "ERR ") {
-			t.Fatalf("child: %s", line)
-		}
-	}
-	t.Fatalf("child exited before serving: %v", sc.Err())
-	return nil
-}
-
-func (c *txnChild) kill() {
-	if c.cmd.ProcessState != nil {
-		return
-	}
-	_ = c.cmd.Process.Signal(syscall.SIGKILL)
-	_ = c.cmd.Wait()
-}
-
 // Limits of the transaction kill test.
 const (
 	tk9Topic       = "tk9"
@@ -786,7 +712,7 @@ func TestTransactionsKill9(t *testing.T) {
 	seed := idemSeed(t)
 	rng := rand.New(rand.NewPCG(seed, 2))
 	dir := t.TempDir()
-	child := startTxnChild(t, dir, "127.0.0.1:0")
+	child := startKillChild(t, dir, "127.0.0.1:0")
 	addr := child.addr
 	newClient := func(opts ...kgo.Opt) *kgo.Client {
 		cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr), kgo.RetryTimeout(5 * time.Second),
@@ -874,7 +800,7 @@ func TestTransactionsKill9(t *testing.T) {
 			}
 		}
 
-		child = startTxnChild(t, dir, addr)
+		child = startKillChild(t, dir, addr)
 		adm := newClient()
 		tk9Settle(t, adm, fmt.Sprintf("round %d, after restart", round), func(s string) bool {
 			return s != "PrepareCommit" && s != "PrepareAbort"
