@@ -91,10 +91,7 @@ func (b *Broker) Groups() []group.GroupInfo { return b.coord.Groups() }
 
 // newCoordinator starts the group coordinator over the offsets topic.
 func (b *Broker) newCoordinator() error {
-	n := b.opts.OffsetsTopicPartitions
-	if st := b.topic(offsetsTopic); st != nil {
-		n = int32(len(st.parts)) // an existing topic keeps its count
-	}
+	n := b.internalPartitions(offsetsTopic, b.opts.OffsetsTopicPartitions) // an existing topic keeps its count
 	o := b.opts.Group
 	o.Log, o.Topics, o.Now, o.Logger, o.NumPartitions = offsetsLog{b}, groupTopics{b}, b.opts.Now, b.log, n
 	c, err := group.New(o)
@@ -109,7 +106,7 @@ func (b *Broker) newCoordinator() error {
 // finishes, group requests are answered COORDINATOR_LOAD_IN_PROGRESS.
 func (b *Broker) loadGroups(ctx context.Context) bool {
 	st := b.topic(offsetsTopic)
-	err := b.coord.Load(ctx, b.offsetsRecords(st))
+	err := b.coord.Load(ctx, b.internalRecords(st))
 	if err != nil {
 		b.log.Error("broker: loading consumer groups failed", "err", err)
 		return false
@@ -118,10 +115,10 @@ func (b *Broker) loadGroups(ctx context.Context) bool {
 	return true
 }
 
-// offsetsRecords yields every record of the offsets topic, partition by
-// partition, in offset order, with their batches' producer fields;
+// internalRecords yields every record of a coordinator's topic, partition
+// by partition, in offset order, with their batches' producer fields;
 // transaction markers come as Control records.
-func (b *Broker) offsetsRecords(st *topicState) iter.Seq2[group.Record, error] {
+func (b *Broker) internalRecords(st *topicState) iter.Seq2[group.Record, error] {
 	return func(yield func(group.Record, error) bool) {
 		if st == nil {
 			return
@@ -210,7 +207,7 @@ func clone(b []byte) []byte {
 
 // ensureOffsetsTopic creates the offsets topic when it is missing.
 func (b *Broker) ensureOffsetsTopic() (*topicState, error) {
-	return b.ensureInternalTopic(offsetsTopic, b.coordPartitions())
+	return b.ensureInternalTopic(offsetsTopic, b.internalPartitions(offsetsTopic, b.opts.OffsetsTopicPartitions))
 }
 
 // ensureInternalTopic creates a coordinator's compacted topic when it is
@@ -247,11 +244,24 @@ func (b *Broker) appendInternal(st *topicState, p int32, recs []batch.Record, bo
 	}
 }
 
-func (b *Broker) coordPartitions() int32 {
-	if st := b.topic(offsetsTopic); st != nil {
+// internalPartitions is the partition count of a coordinator's topic: the
+// topic's own once it exists (it never changes), else the configured one.
+func (b *Broker) internalPartitions(name string, configured int32) int32 {
+	if st := b.topic(name); st != nil {
 		return int32(len(st.parts))
 	}
-	return b.opts.OffsetsTopicPartitions
+	return configured
+}
+
+// internalBatch turns a coordinator's key/value records (nil value: a
+// tombstone) into batch records.
+func internalBatch(n int, kv func(i int) (k, v []byte)) []batch.Record {
+	rs := make([]batch.Record, n)
+	for i := range rs {
+		k, v := kv(i)
+		rs[i] = batch.Record{Key: k, Value: v, KeyNull: k == nil, ValueNull: v == nil}
+	}
+	return rs
 }
 
 // offsetsLog is the coordinator's group.Log: one batch per Append, on the
@@ -264,10 +274,7 @@ func (l offsetsLog) Append(p int32, recs []group.Record, done func(error)) {
 		done(err)
 		return
 	}
-	rs := make([]batch.Record, len(recs))
-	for i, r := range recs {
-		rs[i] = batch.Record{Key: r.Key, Value: r.Value, KeyNull: r.Key == nil, ValueNull: r.Value == nil}
-	}
+	rs := internalBatch(len(recs), func(i int) ([]byte, []byte) { return recs[i].Key, recs[i].Value })
 	var bo batch.BuildOptions
 	if len(recs) > 0 && recs[0].Transactional {
 		// A TxnOffsetCommit: the records belong to the producer's

@@ -249,17 +249,15 @@ func (b *Broker) appendBatches(ctx context.Context, p *producePending, st *topic
 		}
 		p.mu.Lock()
 		slot.records += int(h.NumRecords)
-		p.mu.Unlock()
 		if i == 0 {
-			p.mu.Lock()
 			slot.base = h.BaseOffset
 			// The partition stamps LogAppendTime batches with
 			// h.MaxTimestamp.
 			if st.logAppendTime || h.LogAppendTime() {
 				slot.appendTime = h.MaxTimestamp
 			}
-			p.mu.Unlock()
 		}
+		p.mu.Unlock()
 	}
 }
 

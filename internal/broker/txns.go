@@ -2,7 +2,6 @@ package broker
 
 import (
 	"context"
-	"iter"
 	"sync"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -43,10 +42,7 @@ func (b *Broker) handleTxn(_ context.Context, r *server.Request) server.Pending 
 
 // newTxnCoordinator starts the transaction coordinator over its topic.
 func (b *Broker) newTxnCoordinator() error {
-	n := b.opts.TxnTopicPartitions
-	if st := b.topic(txnTopic); st != nil {
-		n = int32(len(st.parts))
-	}
+	n := b.internalPartitions(txnTopic, b.opts.TxnTopicPartitions)
 	o := b.opts.Txn
 	o.Log, o.Markers, o.Topics, o.Now, o.Logger, o.NumPartitions = txnLog{b}, markers{b}, txnTopics{b}, b.opts.Now, b.log, n
 	c, err := txn.New(o)
@@ -75,14 +71,7 @@ func (b *Broker) loadTxns(ctx context.Context) bool {
 }
 
 func (b *Broker) ensureTxnTopic() (*topicState, error) {
-	return b.ensureInternalTopic(txnTopic, b.txnPartitions())
-}
-
-func (b *Broker) txnPartitions() int32 {
-	if st := b.topic(txnTopic); st != nil {
-		return int32(len(st.parts))
-	}
-	return b.opts.TxnTopicPartitions
+	return b.ensureInternalTopic(txnTopic, b.internalPartitions(txnTopic, b.opts.TxnTopicPartitions))
 }
 
 // txnLog is the transaction coordinator's txn.Log.
@@ -94,10 +83,7 @@ func (l txnLog) Append(p int32, recs []txn.Record, done func(error)) {
 		done(err)
 		return
 	}
-	rs := make([]batch.Record, len(recs))
-	for i, r := range recs {
-		rs[i] = batch.Record{Key: r.Key, Value: r.Value, KeyNull: r.Key == nil, ValueNull: r.Value == nil}
-	}
+	rs := internalBatch(len(recs), func(i int) ([]byte, []byte) { return recs[i].Key, recs[i].Value })
 	l.b.appendInternal(st, p, rs, batch.BuildOptions{}, done)
 }
 
@@ -113,7 +99,7 @@ func (t txnTopics) Partitions(topic string) (int32, bool) {
 }
 
 func (t txnTopics) GroupPartition(g string) txn.TopicPartition {
-	return txn.TopicPartition{Topic: offsetsTopic, Partition: group.Partition(g, t.b.coordPartitions())}
+	return txn.TopicPartition{Topic: offsetsTopic, Partition: group.Partition(g, t.b.internalPartitions(offsetsTopic, t.b.opts.OffsetsTopicPartitions))}
 }
 
 // markers writes transaction markers for the coordinator: one control
@@ -175,11 +161,4 @@ func controlBatch(pid int64, epoch int16, commit bool, coordEpoch int32, nowMs i
 	return batch.Build(batch.CodecNone, nowMs, []batch.Record{producer.MarkerRecord(kind, coordEpoch)}, batch.BuildOptions{
 		Transactional: true, Control: true, ProducerID: pid, ProducerEpoch: epoch, BaseSequence: -1,
 	})
-}
-
-// internalRecords yields every record of an internal topic, partition by
-// partition, in offset order, with its batch's producer and control
-// fields.
-func (b *Broker) internalRecords(st *topicState) iter.Seq2[group.Record, error] {
-	return b.offsetsRecords(st)
 }

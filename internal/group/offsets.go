@@ -60,32 +60,19 @@ func (st *state) commit(now time.Time, c *call, req *kmsg.OffsetCommitRequest, f
 	targets := make([]target, 0, n)
 	recs := make([]Record, 0, n)
 	buf := make([]byte, 0, size)
-	maxMeta := st.env.opts.MaxOffsetMetadataBytes
 	for i, t := range req.Topics {
 		rt := &resp.Topics[i]
 		name, parts, code := st.resolveTopic(req.Version >= 10, t.Topic, t.TopicID)
 		for j, p := range t.Partitions {
 			rp := &rt.Partitions[j]
-			switch {
-			case code != 0:
-				rp.ErrorCode = code
-			case p.Partition < 0 || p.Partition >= parts:
-				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-			case p.Metadata != nil && len(*p.Metadata) > maxMeta:
-				rp.ErrorCode = kerr.OffsetMetadataTooLarge.Code
-			default:
-				o := offset{offset: p.Offset, leaderEpoch: -1, committed: now, seq: st.nextSeq()}
-				if req.Version >= 6 {
-					o.leaderEpoch = p.LeaderEpoch
-				}
-				if p.Metadata != nil {
-					o.metadata = *p.Metadata
-				}
-				targets = append(targets, target{rp, name, p.Partition, o})
-				var r Record
-				buf, r = appendOffsetRecord(buf, g.id, name, p.Partition, o)
-				recs = append(recs, r)
+			o, pcode := st.checkOffset(now, code, parts, p.Partition, p.Offset, req.Version >= 6, p.LeaderEpoch, p.Metadata)
+			if rp.ErrorCode = pcode; pcode != 0 {
+				continue
 			}
+			targets = append(targets, target{rp, name, p.Partition, o})
+			var r Record
+			buf, r = appendOffsetRecord(buf, g.id, name, p.Partition, o)
+			recs = append(recs, r)
 		}
 	}
 	if len(recs) == 0 {
@@ -112,6 +99,29 @@ func (st *state) commit(now time.Time, c *call, req *kmsg.OffsetCommitRequest, f
 		}
 		fx.reply(c, resp)
 	})
+}
+
+// checkOffset validates one partition of an OffsetCommit or a
+// TxnOffsetCommit (topicCode is its topic's resolution error; the leader
+// epoch counts only when the version carries it) and returns the offset
+// to record, or the partition's error code.
+func (st *state) checkOffset(now time.Time, topicCode int16, parts, partition int32, off int64, withEpoch bool, epoch int32, meta *string) (offset, int16) {
+	switch {
+	case topicCode != 0:
+		return offset{}, topicCode
+	case partition < 0 || partition >= parts:
+		return offset{}, kerr.UnknownTopicOrPartition.Code
+	case meta != nil && len(*meta) > st.env.opts.MaxOffsetMetadataBytes:
+		return offset{}, kerr.OffsetMetadataTooLarge.Code
+	}
+	o := offset{offset: off, leaderEpoch: -1, committed: now, seq: st.nextSeq()}
+	if withEpoch {
+		o.leaderEpoch = epoch
+	}
+	if meta != nil {
+		o.metadata = *meta
+	}
+	return o, 0
 }
 
 // validateCommit checks who commits. A consumer-protocol group checks

@@ -223,33 +223,20 @@ func (st *state) txnCommit(now time.Time, c *call, req *kmsg.TxnOffsetCommitRequ
 	var targets []target
 	var recs []Record
 	var buf []byte
-	maxMeta := st.env.opts.MaxOffsetMetadataBytes
 	for i, t := range req.Topics {
 		rt := &resp.Topics[i]
 		name, parts, code := st.resolveTopic(req.Version >= 6, t.Topic, t.TopicID)
 		for j, p := range t.Partitions {
 			rp := &rt.Partitions[j]
-			switch {
-			case code != 0:
-				rp.ErrorCode = code
-			case p.Partition < 0 || p.Partition >= parts:
-				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-			case p.Metadata != nil && len(*p.Metadata) > maxMeta:
-				rp.ErrorCode = kerr.OffsetMetadataTooLarge.Code
-			default:
-				o := offset{offset: p.Offset, leaderEpoch: -1, committed: now, seq: st.nextSeq()}
-				if req.Version >= 2 {
-					o.leaderEpoch = p.LeaderEpoch
-				}
-				if p.Metadata != nil {
-					o.metadata = *p.Metadata
-				}
-				targets = append(targets, target{rp, topicPartition{name, p.Partition}, o})
-				var r Record
-				buf, r = appendOffsetRecord(buf, g.id, name, p.Partition, o)
-				r.Transactional, r.ProducerID, r.ProducerEpoch = true, req.ProducerID, req.ProducerEpoch
-				recs = append(recs, r)
+			o, pcode := st.checkOffset(now, code, parts, p.Partition, p.Offset, req.Version >= 2, p.LeaderEpoch, p.Metadata)
+			if rp.ErrorCode = pcode; pcode != 0 {
+				continue
 			}
+			targets = append(targets, target{rp, topicPartition{name, p.Partition}, o})
+			var r Record
+			buf, r = appendOffsetRecord(buf, g.id, name, p.Partition, o)
+			r.Transactional, r.ProducerID, r.ProducerEpoch = true, req.ProducerID, req.ProducerEpoch
+			recs = append(recs, r)
 		}
 	}
 	if len(recs) == 0 {
