@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sluice-io/sluice/internal/coord"
 	"github.com/sluice-io/sluice/internal/group/consumer"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -114,24 +115,18 @@ type Coordinator struct {
 	env  *env
 	log  *slog.Logger
 
-	in     chan message
-	quit   chan struct{}
+	in     *coord.Inbox[message]
 	exited chan struct{}
 
-	closeMu sync.RWMutex // held for reading while sending on in
-	closed  bool
-	close   sync.Once
+	close sync.Once
 
 	loadOnce sync.Once
 
 	// Completed appends, handed from done callbacks (any goroutine) to
 	// the owner, and transaction ends from CompleteTxn, in one queue so
-	// the owner sees them in the order they happened. wake has room for
-	// one signal so neither ever blocks.
-	doneMu sync.Mutex
-	dones  []completion
-	wake   chan struct{}
-	// topicsChanged is set by TopicsChanged and read with wake.
+	// the owner sees them in the order they happened; neither blocks.
+	dones *coord.Queue[completion]
+	// topicsChanged is set by TopicsChanged and read with dones' wake-up.
 	topicsChanged atomic.Bool
 }
 
@@ -172,10 +167,9 @@ func New(opts Options) (*Coordinator, error) {
 		opts:   opts,
 		env:    &env{opts: opts, newID: randomUUID},
 		log:    opts.Logger,
-		in:     make(chan message, opts.MaxQueuedRequests),
-		quit:   make(chan struct{}),
+		in:     coord.NewInbox[message](opts.MaxQueuedRequests),
 		exited: make(chan struct{}),
-		wake:   make(chan struct{}, 1),
+		dones:  coord.NewQueue[completion](),
 	}
 	go c.run()
 	return c, nil
@@ -219,19 +213,7 @@ func (c *Coordinator) DoFrom(client Client, req kmsg.Request) <-chan kmsg.Respon
 }
 
 // send queues m for the owner; false once the coordinator is closing.
-func (c *Coordinator) send(m message) bool {
-	c.closeMu.RLock()
-	defer c.closeMu.RUnlock()
-	if c.closed {
-		return false
-	}
-	select {
-	case c.in <- m:
-		return true
-	case <-c.quit:
-		return false
-	}
-}
+func (c *Coordinator) send(m message) bool { return c.in.Send(m) }
 
 // Load applies the offsets log (all partitions, each in offset order)
 // and then marks the coordinator loaded. Until Load returns, every group
@@ -370,10 +352,7 @@ func (c *Coordinator) TopicsDeleted(names []string) {
 // topic). Several calls before the owner notices fold into one.
 func (c *Coordinator) TopicsChanged() {
 	c.topicsChanged.Store(true)
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
+	c.dones.Wake()
 }
 
 // CompleteTxn tells the coordinator that the COMMIT (commit true) or
@@ -391,13 +370,7 @@ func (c *Coordinator) TopicsChanged() {
 // are kept and applied once loaded; none is lost while the coordinator
 // runs.
 func (c *Coordinator) CompleteTxn(producerID int64, epoch int16, commit bool, partition int32) {
-	c.doneMu.Lock()
-	c.dones = append(c.dones, completion{end: &txnEnd{producerID, epoch, commit, partition}})
-	c.doneMu.Unlock()
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
+	c.dones.Push(completion{end: &txnEnd{producerID, epoch, commit, partition}})
 }
 
 // Close stops the goroutine and waits for it. Requests still waiting
@@ -406,24 +379,16 @@ func (c *Coordinator) CompleteTxn(producerID int64, epoch int16, commit bool, pa
 // call done later; that is harmless.
 func (c *Coordinator) Close() {
 	c.close.Do(func() {
-		close(c.quit)
+		c.in.Stop()
 		<-c.exited
-		c.closeMu.Lock()
-		c.closed = true
-		c.closeMu.Unlock()
-		for {
-			select {
-			case m := <-c.in:
-				if m.call != nil {
-					m.call.ch <- errorResponse(m.call.req, kerr.CoordinatorNotAvailable.Code)
-				}
-				if m.ack != nil {
-					close(m.ack)
-				}
-			default:
-				return
+		c.in.Close(func(m message) {
+			if m.call != nil {
+				m.call.ch <- errorResponse(m.call.req, kerr.CoordinatorNotAvailable.Code)
 			}
-		}
+			if m.ack != nil {
+				close(m.ack)
+			}
+		})
 	})
 	<-c.exited
 }
@@ -431,13 +396,7 @@ func (c *Coordinator) Close() {
 // appended is called by a Log when an append is done: any goroutine,
 // possibly inside Append, never blocking.
 func (c *Coordinator) appended(id uint64, err error) {
-	c.doneMu.Lock()
-	c.dones = append(c.dones, completion{id: id, err: err})
-	c.doneMu.Unlock()
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
+	c.dones.Push(completion{id: id, err: err})
 }
 
 // owner is the owner goroutine's state.
@@ -463,13 +422,13 @@ func (c *Coordinator) run() {
 	for {
 		o.arm()
 		select {
-		case <-c.quit:
+		case <-c.in.Quit():
 			o.shutdown()
 			return
-		case m := <-c.in:
+		case m := <-c.in.C():
 			o.beforeMessage()
 			o.message(m)
-		case <-c.wake:
+		case <-c.dones.C():
 			o.completions()
 			if c.topicsChanged.Swap(false) {
 				o.message(message{changed: true})
@@ -576,10 +535,7 @@ func (o *owner) message(m message) {
 
 func (o *owner) completions() {
 	c := o.c
-	c.doneMu.Lock()
-	dones := c.dones
-	c.dones = nil
-	c.doneMu.Unlock()
+	dones := c.dones.Take()
 	if len(dones) == 0 {
 		return // a wake-up for TopicsChanged, maybe before Load
 	}
@@ -615,11 +571,7 @@ func (o *owner) completions() {
 // a request sent after CompleteTxn returned sees its effect. With nothing
 // queued it costs a lock.
 func (o *owner) beforeMessage() {
-	c := o.c
-	c.doneMu.Lock()
-	n := len(c.dones)
-	c.doneMu.Unlock()
-	if n > 0 {
+	if o.c.dones.Len() > 0 {
 		o.completions()
 	}
 }

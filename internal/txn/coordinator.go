@@ -10,6 +10,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluice-io/sluice/internal/coord"
 )
 
 // Record is one record of the transaction log (__transaction_state).
@@ -55,22 +57,15 @@ type Coordinator struct {
 	opts Options
 	log  *slog.Logger
 
-	in     chan message
-	quit   chan struct{}
+	in     *coord.Inbox[message]
 	exited chan struct{}
-
-	closeMu sync.RWMutex // held for reading while sending on in
-	closed  bool
-	close   sync.Once
+	close  sync.Once
 
 	loadOnce sync.Once
 
 	// Completed appends and marker writes, handed from done callbacks
-	// (any goroutine) to the owner. wake has room for one signal so done
-	// never blocks.
-	doneMu sync.Mutex
-	dones  []completion
-	wake   chan struct{}
+	// (any goroutine) to the owner; done never blocks.
+	dones *coord.Queue[completion]
 }
 
 type completion struct {
@@ -105,10 +100,9 @@ func New(opts Options) (*Coordinator, error) {
 	c := &Coordinator{
 		opts:   opts,
 		log:    opts.Logger,
-		in:     make(chan message, opts.MaxQueuedRequests),
-		quit:   make(chan struct{}),
+		in:     coord.NewInbox[message](opts.MaxQueuedRequests),
 		exited: make(chan struct{}),
-		wake:   make(chan struct{}, 1),
+		dones:  coord.NewQueue[completion](),
 	}
 	go c.run()
 	return c, nil
@@ -151,19 +145,7 @@ func (c *Coordinator) Verify(transactionalID string, producerID int64, epoch int
 }
 
 // send queues m for the owner; false once the coordinator is closing.
-func (c *Coordinator) send(m message) bool {
-	c.closeMu.RLock()
-	defer c.closeMu.RUnlock()
-	if c.closed {
-		return false
-	}
-	select {
-	case c.in <- m:
-		return true
-	case <-c.quit:
-		return false
-	}
-}
+func (c *Coordinator) send(m message) bool { return c.in.Send(m) }
 
 // Load applies __transaction_state (all partitions, each in offset order)
 // and marks the coordinator loaded; then every transaction found in
@@ -229,27 +211,19 @@ func (c *Coordinator) Load(ctx context.Context, recs iter.Seq2[Record, error]) e
 // transaction left prepared is completed by the next Load.
 func (c *Coordinator) Close() {
 	c.close.Do(func() {
-		close(c.quit)
+		c.in.Stop()
 		<-c.exited
-		c.closeMu.Lock()
-		c.closed = true
-		c.closeMu.Unlock()
-		for {
-			select {
-			case m := <-c.in:
-				if m.call != nil {
-					m.call.ch <- errorResponse(m.call.req, kerr.CoordinatorNotAvailable.Code)
-				}
-				if m.verify != nil {
-					m.verify.err = &VerifyError{TransactionalID: m.verify.id, Partition: m.verify.tp, Err: kerr.CoordinatorNotAvailable}
-				}
-				if m.ack != nil {
-					close(m.ack)
-				}
-			default:
-				return
+		c.in.Close(func(m message) {
+			if m.call != nil {
+				m.call.ch <- errorResponse(m.call.req, kerr.CoordinatorNotAvailable.Code)
 			}
-		}
+			if m.verify != nil {
+				m.verify.err = &VerifyError{TransactionalID: m.verify.id, Partition: m.verify.tp, Err: kerr.CoordinatorNotAvailable}
+			}
+			if m.ack != nil {
+				close(m.ack)
+			}
+		})
 	})
 	<-c.exited
 }
@@ -257,13 +231,7 @@ func (c *Coordinator) Close() {
 // finished is called by a Log or Markers when a write is done: any
 // goroutine, possibly inside the call that started it, never blocking.
 func (c *Coordinator) finished(id uint64, err error) {
-	c.doneMu.Lock()
-	c.dones = append(c.dones, completion{id, err})
-	c.doneMu.Unlock()
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
+	c.dones.Push(completion{id, err})
 }
 
 // owner is the owner goroutine's state.
@@ -287,12 +255,12 @@ func (c *Coordinator) run() {
 	for {
 		o.arm()
 		select {
-		case <-c.quit:
+		case <-c.in.Quit():
 			o.shutdown()
 			return
-		case m := <-c.in:
+		case m := <-c.in.C():
 			o.message(m)
-		case <-c.wake:
+		case <-c.dones.C():
 			o.completions()
 		case <-o.timer.C:
 			o.timerSet = false
@@ -375,10 +343,7 @@ func (o *owner) message(m message) {
 
 func (o *owner) completions() {
 	c := o.c
-	c.doneMu.Lock()
-	dones := c.dones
-	c.dones = nil
-	c.doneMu.Unlock()
+	dones := c.dones.Take()
 	if len(dones) == 0 {
 		return
 	}
