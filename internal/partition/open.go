@@ -3,6 +3,7 @@ package partition
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"sort"
 	"time"
@@ -23,6 +24,8 @@ type Options struct {
 	// Producer bounds the producer state (producer.id.expiration.ms,
 	// producers per partition); zero fields take the defaults.
 	Producer producer.Options
+	// Logger receives one line per segment roll; nil discards.
+	Logger *slog.Logger
 }
 
 func newPartition(o Options) *Partition {
@@ -30,7 +33,11 @@ func newPartition(o Options) *Partition {
 	if now == nil {
 		now = time.Now
 	}
-	p := &Partition{id: o.ID, dir: o.Dir, fs: o.FS, env: o.Env, now: now, prodOpts: o.Producer.WithDefaults()}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	p := &Partition{id: o.ID, dir: o.Dir, fs: o.FS, env: o.Env, now: now, log: log, prodOpts: o.Producer.WithDefaults()}
 	p.mu.cfg = o.Config
 	p.mu.producers = producer.New(p.prodOpts)
 	p.mu.pending = map[int64]*pendingProducer{}

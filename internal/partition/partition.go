@@ -23,6 +23,7 @@ package partition
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"sort"
 	"sync"
@@ -158,6 +159,7 @@ type Partition struct {
 	fs  vfs.FS
 	env *segment.Env
 	now func() time.Time
+	log *slog.Logger
 
 	prodOpts producer.Options
 
@@ -392,6 +394,18 @@ func (p *Partition) maybeRollLocked(n int64, h batch.Header) error {
 		return err
 	}
 	act.Seal()
+	// A roll happens once per segment.bytes or segment.ms, so logging
+	// under the lock costs the append path nothing measurable.
+	reason := "segment.bytes"
+	switch {
+	case full:
+	case old:
+		reason = "segment.ms"
+	default:
+		reason = "offset range"
+	}
+	p.log.Info("partition: segment rolled", "partition", p.id.String(), "sealed_base", act.Base(),
+		"sealed_bytes", act.Size(), "new_base", h.BaseOffset, "reason", reason)
 	p.mu.segs = append(p.mu.segs, seg)
 	p.mu.created = p.now()
 	p.mu.dirDirty = true

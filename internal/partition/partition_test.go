@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -375,5 +377,37 @@ func TestReadUpTo(t *testing.T) {
 		if last != upTo-1 {
 			t.Fatalf("upTo %d: reads ended at %d, want %d", upTo, last, upTo-1)
 		}
+	}
+}
+
+// TestRollLogged: operators see one line per roll, with why it rolled.
+func TestRollLogged(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.SegmentBytes = 4 << 10
+	h := newHarness(t, cfg)
+	var buf bytes.Buffer
+	o := h.opts()
+	o.Logger = slog.New(slog.NewTextHandler(&buf, nil))
+	if err := h.fs.MkdirAll("p-1"); err != nil {
+		t.Fatal(err)
+	}
+	o.Dir = "p-1"
+	p, err := Create(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.p = p
+	for i := range 20 {
+		h.append(mkBatch(t, 1, h.now.UnixMilli()+int64(i), 1000))
+	}
+	rolls := len(h.p.Segments()) - 1
+	if rolls < 3 {
+		t.Fatalf("want several rolls, got %d", rolls)
+	}
+	if got := strings.Count(buf.String(), "partition: segment rolled"); got != rolls {
+		t.Fatalf("logged %d rolls, made %d:\n%s", got, rolls, buf.String())
+	}
+	if !strings.Contains(buf.String(), "reason=segment.bytes") || !strings.Contains(buf.String(), "partition=p-0") {
+		t.Fatalf("roll line lacks its fields:\n%s", buf.String())
 	}
 }

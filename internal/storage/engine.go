@@ -397,7 +397,7 @@ func (e *Engine) openPartition(dir string, cp checkpoint) (*partition.Partition,
 }
 
 func (e *Engine) partOptions(dir string, id partition.ID) partition.Options {
-	return partition.Options{FS: e.opts.FS, Dir: dir, ID: id, Config: e.opts.Partition, Env: e.env, Now: e.opts.Now, Producer: e.opts.Producer}
+	return partition.Options{FS: e.opts.FS, Dir: dir, ID: id, Config: e.opts.Partition, Env: e.env, Now: e.opts.Now, Producer: e.opts.Producer, Logger: e.log}
 }
 
 func (e *Engine) replay(from wal.LSN, rep *RecoveryReport) error {
