@@ -1,6 +1,7 @@
 package group
 
 import (
+	"slices"
 	"strings"
 	"time"
 
@@ -180,14 +181,35 @@ func (st *state) list(req *kmsg.ListGroupsRequest) *kmsg.ListGroupsResponse {
 	return resp
 }
 
-// GroupInfo summarises one group for the CLI and metrics.
-// For a consumer-protocol group Type is "consumer", Protocol the server
-// assignor and Generation the group epoch.
+// GroupInfo summarises one group for the CLI, metrics and the admin
+// listener. For a consumer-protocol group Type is "consumer", Protocol the
+// server assignor and Generation the group epoch.
 type GroupInfo struct {
 	ID, ProtocolType, Protocol, State string
 	Type                              string // "classic" or "consumer", as ListGroups
 	Members                           int
 	Generation                        int32
+	// MemberList holds the members, sorted by id (len is Members).
+	MemberList []MemberInfo
+}
+
+// MemberInfo is one member of a group as operators see it.
+type MemberInfo struct {
+	ID         string
+	InstanceID string // static membership's group.instance.id; "" if none
+	ClientID   string
+	Host       string // the client's address as the broker saw it
+	// Assigned is what the member owns now, sorted by topic with
+	// partitions ascending. A classic member's assignment is decoded
+	// only for protocol type "consumer" (ConsumerProtocolAssignment);
+	// other protocol types and undecodable bytes give none.
+	Assigned []TopicPartitions
+}
+
+// TopicPartitions is a set of partitions of one topic.
+type TopicPartitions struct {
+	Topic      string
+	Partitions []int32
 }
 
 func (st *state) infos() []GroupInfo {
@@ -195,18 +217,91 @@ func (st *state) infos() []GroupInfo {
 	for _, g := range st.sortedGroups() {
 		if c := g.consumer; c != nil {
 			d := c.g.Describe(st.env.ctopics(), false)
-			out = append(out, GroupInfo{
+			gi := GroupInfo{
 				ID: g.id, ProtocolType: "consumer", Protocol: d.AssignorName, State: c.kafkaState(), Type: consumerGroupType,
-				Members: len(d.Members), Generation: d.Epoch,
-			})
+				Members: len(d.Members), Generation: d.Epoch, MemberList: make([]MemberInfo, 0, len(d.Members)),
+			}
+			for _, dm := range d.Members {
+				mi := MemberInfo{ID: dm.MemberID, InstanceID: derefStr(dm.InstanceID)}
+				// The heartbeat carries no client id or address to
+				// the state machine; the coordinator remembers them.
+				if cl, ok := c.clients[dm.MemberID]; ok {
+					mi.ClientID, mi.Host = cl.ID, cl.Host
+				}
+				for _, tp := range dm.Assignment.TopicPartitions {
+					// A topic deleted since it was assigned has no
+					// name any more; there is nothing to show for it.
+					if tp.Topic != "" {
+						mi.Assigned = append(mi.Assigned, TopicPartitions{Topic: tp.Topic, Partitions: tp.Partitions})
+					}
+				}
+				mi.Assigned = normalizeAssigned(mi.Assigned)
+				gi.MemberList = append(gi.MemberList, mi)
+			}
+			slices.SortFunc(gi.MemberList, func(a, b MemberInfo) int { return strings.Compare(a.ID, b.ID) })
+			out = append(out, gi)
 			continue
 		}
 		cg := g.classic
-		out = append(out, GroupInfo{
+		gi := GroupInfo{
 			ID: g.id, ProtocolType: cg.protocolType, Protocol: cg.protocol, State: cg.state.String(), Type: groupType,
-			Members: len(cg.members), Generation: cg.generation,
-		})
+			Members: len(cg.members), Generation: cg.generation, MemberList: make([]MemberInfo, 0, len(cg.members)),
+		}
+		for _, m := range cg.members {
+			mi := MemberInfo{ID: m.id, InstanceID: derefStr(m.instanceID), ClientID: m.clientID, Host: m.clientHost}
+			if cg.protocolType == consumerGroupType {
+				mi.Assigned = decodeConsumerAssignment(m.assignment)
+			}
+			gi.MemberList = append(gi.MemberList, mi)
+		}
+		slices.SortFunc(gi.MemberList, func(a, b MemberInfo) int { return strings.Compare(a.ID, b.ID) })
+		out = append(out, gi)
 	}
+	return out
+}
+
+func derefStr(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// decodeConsumerAssignment reads a classic "consumer" member's assignment
+// (Kafka's ConsumerProtocolAssignment, as the group leader wrote it). The
+// bytes come from a client: anything that does not decode gives nil.
+func decodeConsumerAssignment(b []byte) []TopicPartitions {
+	if len(b) == 0 {
+		return nil
+	}
+	var a kmsg.ConsumerMemberAssignment
+	if err := a.ReadFrom(b); err != nil {
+		return nil
+	}
+	out := make([]TopicPartitions, 0, len(a.Topics))
+	for _, t := range a.Topics {
+		out = append(out, TopicPartitions{Topic: t.Topic, Partitions: t.Partitions})
+	}
+	return normalizeAssigned(out)
+}
+
+// normalizeAssigned sorts by topic, merges a topic listed twice and sorts
+// and deduplicates its partitions, on copies: the input may alias state.
+func normalizeAssigned(in []TopicPartitions) []TopicPartitions {
+	if len(in) == 0 {
+		return nil
+	}
+	byTopic := make(map[string][]int32, len(in))
+	for _, t := range in {
+		byTopic[t.Topic] = append(byTopic[t.Topic], t.Partitions...)
+	}
+	out := make([]TopicPartitions, 0, len(byTopic))
+	for topic, ps := range byTopic {
+		ps = slices.Clone(ps)
+		slices.Sort(ps)
+		out = append(out, TopicPartitions{Topic: topic, Partitions: slices.Compact(ps)})
+	}
+	slices.SortFunc(out, func(a, b TopicPartitions) int { return strings.Compare(a.Topic, b.Topic) })
 	return out
 }
 
