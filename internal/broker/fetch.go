@@ -157,7 +157,7 @@ func (r *fetchRead) release() { r.res.Release() }
 // for any partition to change, the deadline, or shutdown, and read again.
 func (f *fetchPending) Wait(ctx context.Context) server.Response {
 	if f.err != nil {
-		return server.Response{Parts: fetchFrame(f.version, errorCode(f.err), 0, nil)}
+		return frameResponse(f.version, errorCode(f.err), 0, nil)
 	}
 	var timer *time.Timer
 	defer func() {
@@ -357,12 +357,11 @@ func (f *fetchPending) respond(reads []fetchRead) server.Response {
 		sessionID = f.session.id
 		f.session.rotateLocked(served)
 	}
-	return server.Response{
-		Parts: fetchFrame(f.version, 0, sessionID, topics),
-		Release: func() {
-			for i := range reads {
-				reads[i].release()
-			}
-		},
+	resp := frameResponse(f.version, 0, sessionID, topics)
+	resp.Release = func() {
+		for i := range reads {
+			reads[i].release()
+		}
 	}
+	return resp
 }

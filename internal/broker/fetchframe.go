@@ -54,6 +54,23 @@ func (p *framePart) recordsLen() int64 {
 	return int64(len(p.records))
 }
 
+// frameResponse is the response carrying fetchFrame's parts, with the error
+// codes inside them listed for the metrics, which cannot look inside.
+func frameResponse(version, errCode int16, sessionID int32, topics []frameTopic) server.Response {
+	var codes []int16
+	if errCode != 0 {
+		codes = append(codes, errCode)
+	}
+	for i := range topics {
+		for j := range topics[i].parts {
+			if c := topics[i].parts[j].errCode; c != 0 {
+				codes = append(codes, c)
+			}
+		}
+	}
+	return server.Response{Parts: fetchFrame(version, errCode, sessionID, topics), ErrorCodes: codes}
+}
+
 // fetchFrame encodes a Fetch response body (everything after the response
 // header) at version as parts: byte runs, and file ranges for records.
 func fetchFrame(version, errCode int16, sessionID int32, topics []frameTopic) []server.Part {

@@ -6,9 +6,11 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluice-io/sluice/internal/server"
@@ -142,5 +144,24 @@ func TestFetchFrameVersionsCovered(t *testing.T) {
 	h := handlers[int16(kmsg.Fetch)]
 	if h.max > kmsg.NewPtrFetchResponse().MaxVersion() {
 		t.Fatalf("Fetch v%d advertised, kmsg knows v%d", h.max, kmsg.NewPtrFetchResponse().MaxVersion())
+	}
+}
+
+// The metrics cannot look inside a pre-encoded fetch: frameResponse lists
+// the error codes it wrote, once each, and none for clean partitions.
+func TestFrameResponseErrorCodes(t *testing.T) {
+	topics := []frameTopic{
+		{name: "a", parts: []framePart{{partition: 0, errCode: kerr.OffsetOutOfRange.Code}, {partition: 1}}},
+		{name: "b", parts: []framePart{{partition: 0, errCode: kerr.UnknownTopicOrPartition.Code}}},
+	}
+	resp := frameResponse(12, 0, 0, topics)
+	if want := []int16{kerr.OffsetOutOfRange.Code, kerr.UnknownTopicOrPartition.Code}; !slices.Equal(resp.ErrorCodes, want) {
+		t.Fatalf("codes %v, want %v", resp.ErrorCodes, want)
+	}
+	if resp := frameResponse(12, kerr.FetchSessionIDNotFound.Code, 0, nil); !slices.Equal(resp.ErrorCodes, []int16{kerr.FetchSessionIDNotFound.Code}) {
+		t.Fatalf("top-level code: %v", resp.ErrorCodes)
+	}
+	if resp := frameResponse(12, 0, 0, topics[:0]); resp.ErrorCodes != nil {
+		t.Fatalf("clean response lists %v", resp.ErrorCodes)
 	}
 }

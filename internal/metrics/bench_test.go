@@ -3,6 +3,10 @@ package metrics
 import (
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluice-io/sluice/internal/server"
 )
 
 // The per-event cost the produce path pays with metrics on. Compare with
@@ -13,7 +17,21 @@ func BenchmarkObserveRequest(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			m.ObserveRequest(0, 9, 3*time.Millisecond, false)
+			m.ObserveRequest(0, 9, 3*time.Millisecond, false, server.Response{})
+		}
+	})
+}
+
+// With a produce response of 4 partitions to walk for error codes.
+func BenchmarkObserveRequestProduceResponse(b *testing.B) {
+	m, _ := New(Options{NoRuntimeMetrics: true})
+	pr := kmsg.NewPtrProduceResponse()
+	pr.Topics = []kmsg.ProduceResponseTopic{{Topic: "orders", Partitions: make([]kmsg.ProduceResponseTopicPartition, 4)}}
+	resp := server.Response{Msg: pr}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			m.ObserveRequest(0, 9, 3*time.Millisecond, false, resp)
 		}
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -11,6 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluice-io/sluice/internal/server"
 )
 
 // maxAPIKeys bounds the API keys with their own label value; a key outside
@@ -39,6 +42,7 @@ type Metrics struct {
 
 	requests        *prometheus.CounterVec
 	requestErrors   *prometheus.CounterVec
+	responseErrors  *prometheus.CounterVec
 	requestDuration *prometheus.HistogramVec
 	api             [maxAPIKeys + 1]atomic.Pointer[apiSeries] // last: unknown
 	completed       atomic.Uint64                             // ObserveRequest calls, for in-flight
@@ -55,8 +59,21 @@ type Metrics struct {
 // apiSeries are one API key's children of the request vectors, looked up
 // once so an observation is a few atomic adds.
 type apiSeries struct {
+	name             string
 	requests, errors prometheus.Counter
 	duration         prometheus.Observer
+	codes            *prometheus.CounterVec // sluice_response_errors_total
+	byCode           sync.Map               // int16 -> prometheus.Counter
+}
+
+// countError counts one Kafka error code in a response of this API.
+func (s *apiSeries) countError(code int16) {
+	if c, ok := s.byCode.Load(code); ok {
+		c.(prometheus.Counter).Inc()
+		return
+	}
+	c, _ := s.byCode.LoadOrStore(code, s.codes.WithLabelValues(s.name, errorName(code)))
+	c.(prometheus.Counter).Inc()
 }
 
 // New builds a Metrics with its own registry.
@@ -78,6 +95,10 @@ func New(opts Options) (*Metrics, error) {
 			Name: "sluice_request_errors_total",
 			Help: "Kafka requests that got no response or closed their connection, by API.",
 		}, []string{"api"}),
+		responseErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_response_errors_total",
+			Help: "Kafka error codes in responses (top level, per topic, partition, group or resource), by API and error.",
+		}, []string{"api", "error"}),
 		requestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "sluice_request_duration_seconds",
 			Help:    "Time from reading a Kafka request to writing its response, by API.",
@@ -106,7 +127,7 @@ func New(opts Options) (*Metrics, error) {
 	}
 	m.recoveryNanos.Store(-1)
 	cs := []prometheus.Collector{
-		m.requests, m.requestErrors, m.requestDuration,
+		m.requests, m.requestErrors, m.responseErrors, m.requestDuration,
 		m.produceDuration, m.syncDuration, m.syncBytes, m.syncRecords,
 		&collector{m: m},
 	}
@@ -144,8 +165,9 @@ func (l slogPrintln) Println(v ...any) { l.log.Warn("metrics: " + fmt.Sprint(v..
 // ObserveRequest records one Kafka request. Its signature is
 // server.Options.OnResponse's: failed means no response was written or the
 // connection was closed for it (server.Options.OnResponse says exactly
-// when). version is not a label, to bound cardinality.
-func (m *Metrics) ObserveRequest(key, version int16, d time.Duration, failed bool) {
+// when); the Kafka error codes inside resp are counted by name. version is
+// not a label, to bound cardinality.
+func (m *Metrics) ObserveRequest(key, version int16, d time.Duration, failed bool, resp server.Response) {
 	if m == nil {
 		return
 	}
@@ -153,6 +175,13 @@ func (m *Metrics) ObserveRequest(key, version int16, d time.Duration, failed boo
 	s.requests.Inc()
 	if failed {
 		s.errors.Inc()
+	}
+	if resp.Msg != nil {
+		errorCodes(resp.Msg, s.countError)
+	} else {
+		for _, c := range resp.ErrorCodes {
+			s.countError(c)
+		}
 	}
 	s.duration.Observe(d.Seconds())
 	m.completed.Add(1)
@@ -174,6 +203,8 @@ func (m *Metrics) apiSeriesFor(key int16) *apiSeries {
 		}
 	}
 	s := &apiSeries{
+		name:     name,
+		codes:    m.responseErrors,
 		requests: m.requests.WithLabelValues(name),
 		errors:   m.requestErrors.WithLabelValues(name),
 		duration: m.requestDuration.WithLabelValues(name),

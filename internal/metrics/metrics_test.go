@@ -20,6 +20,8 @@ import (
 	"github.com/sluice-io/sluice/internal/server"
 	"github.com/sluice-io/sluice/internal/storage"
 	"github.com/sluice-io/sluice/internal/wal"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/goleak"
 )
 
@@ -157,7 +159,7 @@ func TestWorkloadValues(t *testing.T) {
 			{ID: "audit", State: "Empty"},
 		},
 	}
-	srv := server.Stats{Connections: 3, ConnectionsAccepted: 10, ConnectionsRejected: 1, Requests: 9,
+	srv := server.Stats{Connections: 3, ConnectionsAccepted: 10, ConnectionsRejected: 1, Requests: 11,
 		BytesIn: 1000, BytesOut: 2000, BytesSendfile: 1500, BytesCopied: 300}
 	st := storage.Stats{Appends: 4, AppendBytes: 4000, Checkpoints: 2, RetentionDeleted: 3, IndexCacheHits: 11,
 		IndexCacheMisses: 2, IndexCacheBytes: 8192, OpenSegmentFiles: 6,
@@ -185,8 +187,18 @@ func TestWorkloadValues(t *testing.T) {
 		if i >= 5 {
 			key = 3 // Metadata
 		}
-		m.ObserveRequest(key, 9, time.Duration(i)*time.Millisecond, i == 7)
+		m.ObserveRequest(key, 9, time.Duration(i)*time.Millisecond, i == 7, server.Response{})
 	}
+	// Kafka error codes inside responses: two partitions of a produce
+	// response, and a fetch answered with pre-encoded parts.
+	pr := kmsg.NewPtrProduceResponse()
+	pr.Topics = []kmsg.ProduceResponseTopic{{Topic: "orders", Partitions: []kmsg.ProduceResponseTopicPartition{
+		{Partition: 0, ErrorCode: kerr.UnknownTopicOrPartition.Code},
+		{Partition: 1},
+		{Partition: 2, ErrorCode: kerr.CorruptMessage.Code},
+	}}}
+	m.ObserveRequest(0, 9, time.Millisecond, false, server.Response{Msg: pr})
+	m.ObserveRequest(1, 12, time.Millisecond, false, server.Response{ErrorCodes: []int16{kerr.OffsetOutOfRange.Code, kerr.OffsetOutOfRange.Code}})
 	m.ObserveWALSync(4096, 3, time.Millisecond)
 	m.ObserveWALSync(100, 1, 2*time.Millisecond)
 	m.SetRecovery(1500 * time.Millisecond)
@@ -206,13 +218,17 @@ func TestWorkloadValues(t *testing.T) {
 	expect(t, fams, 0, "sluice_topic_sent_bytes_total", "topic", "events")
 	expect(t, fams, 3, "sluice_produce_duration_seconds")
 
-	expect(t, fams, 5, "sluice_requests_total", "api", "Produce")
+	expect(t, fams, 6, "sluice_requests_total", "api", "Produce")
+	expect(t, fams, 1, "sluice_response_errors_total", "api", "Produce", "error", "UNKNOWN_TOPIC_OR_PARTITION")
+	expect(t, fams, 1, "sluice_response_errors_total", "api", "Produce", "error", "CORRUPT_MESSAGE")
+	expect(t, fams, 2, "sluice_response_errors_total", "api", "Fetch", "error", "OFFSET_OUT_OF_RANGE")
+	absent(t, fams, "sluice_response_errors_total", "api", "Metadata", "error", "NONE")
 	expect(t, fams, 3, "sluice_requests_total", "api", "Metadata")
 	expect(t, fams, 0, "sluice_request_errors_total", "api", "Produce")
 	expect(t, fams, 1, "sluice_request_errors_total", "api", "Metadata")
-	expect(t, fams, 5, "sluice_request_duration_seconds", "api", "Produce")
-	absent(t, fams, "sluice_requests_total", "api", "Fetch")
-	expect(t, fams, 1, "sluice_requests_in_flight") // 9 read, 8 answered
+	expect(t, fams, 6, "sluice_request_duration_seconds", "api", "Produce")
+	expect(t, fams, 1, "sluice_requests_total", "api", "Fetch")
+	expect(t, fams, 1, "sluice_requests_in_flight") // 11 read, 10 answered
 
 	expect(t, fams, 2, "sluice_wal_sync_duration_seconds")
 	expect(t, fams, 2, "sluice_wal_sync_batch_bytes")
@@ -375,7 +391,7 @@ func fullyLoaded(t *testing.T) (*Metrics, map[string]*dto.MetricFamily) {
 		StorageStats: func() storage.Stats { return storage.Stats{} },
 		DiskSpace:    DiskSpace(t.TempDir()),
 	})
-	m.ObserveRequest(0, 0, 0, false)
+	m.ObserveRequest(0, 0, 0, false, server.Response{})
 	m.ObserveProduce("t", 1, 1, 0)
 	m.ObserveFetch("t", 1, 1)
 	m.ObserveWALSync(1, 1, 0)
@@ -401,10 +417,10 @@ func TestDiskSpace(t *testing.T) {
 // Unknown and out-of-range API keys get bounded label values.
 func TestRequestKeys(t *testing.T) {
 	m := newMetrics(t, Options{NoRuntimeMetrics: true})
-	m.ObserveRequest(-1, 0, 0, true)
-	m.ObserveRequest(1000, 0, 0, false)
-	m.ObserveRequest(127, 0, 0, false)
-	m.ObserveRequest(1, 0, 0, false)
+	m.ObserveRequest(-1, 0, 0, true, server.Response{})
+	m.ObserveRequest(1000, 0, 0, false, server.Response{})
+	m.ObserveRequest(127, 0, 0, false, server.Response{})
+	m.ObserveRequest(1, 0, 0, false, server.Response{})
 	fams := scrape(t, m)
 	expect(t, fams, 2, "sluice_requests_total", "api", "unknown")
 	expect(t, fams, 1, "sluice_request_errors_total", "api", "unknown")
@@ -416,7 +432,7 @@ func TestRequestKeys(t *testing.T) {
 // A nil *Metrics is a valid, silent no-op.
 func TestNilMetrics(t *testing.T) {
 	var m *Metrics
-	m.ObserveRequest(0, 0, time.Second, true)
+	m.ObserveRequest(0, 0, time.Second, true, server.Response{})
 	m.ObserveProduce("t", 1, 1, time.Second)
 	m.ObserveFetch("t", 1, 1)
 	m.ObserveWALSync(1, 1, time.Second)
@@ -454,7 +470,7 @@ func TestConcurrent(t *testing.T) {
 			for i := range each {
 				topic := fmt.Sprintf("t%d", (w*each+i)%20)
 				m.ObserveProduce(topic, 1, 10, time.Microsecond)
-				m.ObserveRequest(int16(i%3), 0, time.Microsecond, false)
+				m.ObserveRequest(int16(i%3), 0, time.Microsecond, false, server.Response{})
 			}
 		})
 	}

@@ -91,6 +91,11 @@ type Response struct {
 	// straight from segment files.
 	Parts []Part
 
+	// ErrorCodes lists the nonzero Kafka error codes inside Parts, once
+	// per occurrence, for Options.OnResponse: a pre-encoded body is
+	// opaque to the server. Ignored when Msg is set.
+	ErrorCodes []int16
+
 	// NoResponse writes nothing (a produce with acks=0) while keeping
 	// the order of the responses around it.
 	NoResponse bool

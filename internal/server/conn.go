@@ -215,7 +215,7 @@ func (c *conn) readLoop() error {
 				// A handler that panicked may have kept
 				// references into the body: let it go.
 				body = nil
-				c.observe(req, read, true)
+				c.observe(req, read, true, Response{})
 			}
 		}
 		if err != nil {
@@ -333,8 +333,9 @@ func (c *conn) finish(it *inflight) {
 			c.abort()
 		}
 	}
+	// Observed before Release, which may return what resp points to.
+	c.observe(it.req, it.read, failed, resp)
 	c.release(resp)
-	c.observe(it.req, it.read, failed)
 	if reuse && it.body != nil {
 		c.s.bodies.put(it.body)
 		c.s.stats.bodiesReused.Add(1)
@@ -347,9 +348,9 @@ func (c *conn) finish(it *inflight) {
 }
 
 // observe reports one finished request to Options.OnResponse.
-func (c *conn) observe(req *Request, read time.Time, failed bool) {
+func (c *conn) observe(req *Request, read time.Time, failed bool, resp Response) {
 	if f := c.s.opts.OnResponse; f != nil {
-		f(req.Key, req.Version, time.Since(read), failed)
+		f(req.Key, req.Version, time.Since(read), failed, resp)
 	}
 }
 

@@ -13,6 +13,7 @@ type observed struct {
 	key, version int16
 	d            time.Duration
 	failed       bool
+	msgKey       int16 // the response's key, -1 without one
 }
 
 // recorder collects OnResponse calls.
@@ -21,9 +22,13 @@ type recorder struct {
 	got []observed
 }
 
-func (r *recorder) hook(key, version int16, d time.Duration, failed bool) {
+func (r *recorder) hook(key, version int16, d time.Duration, failed bool, resp Response) {
+	msgKey := int16(-1)
+	if resp.Msg != nil {
+		msgKey = resp.Msg.Key()
+	}
 	r.mu.Lock()
-	r.got = append(r.got, observed{key, version, d, failed})
+	r.got = append(r.got, observed{key, version, d, failed, msgKey})
 	r.mu.Unlock()
 }
 
@@ -79,9 +84,9 @@ func TestOnResponse(t *testing.T) {
 	if len(got) != 3 {
 		t.Fatalf("OnResponse called %d times, want 3: %+v", len(got), got)
 	}
-	want := []observed{{key: 18, version: 3}, {key: 3, version: 1}, {key: 3, version: 1, failed: true}}
+	want := []observed{{key: 18, version: 3, msgKey: 18}, {key: 3, version: 1, msgKey: 3}, {key: 3, version: 1, failed: true, msgKey: 3}}
 	for i, w := range want {
-		if got[i].key != w.key || got[i].version != w.version || got[i].failed != w.failed {
+		if got[i].key != w.key || got[i].version != w.version || got[i].failed != w.failed || got[i].msgKey != w.msgKey {
 			t.Errorf("call %d: %+v, want %+v", i, got[i], w)
 		}
 		if got[i].d < 0 || got[i].d > waitFor {
@@ -97,7 +102,7 @@ func TestOnResponse(t *testing.T) {
 	c2 := dial(t, s2)
 	c2.send(metadata(1), 1)
 	c2.expectClosed()
-	if got := rec.wait(t, 4); !got[3].failed || got[3].key != 3 {
+	if got := rec.wait(t, 4); !got[3].failed || got[3].key != 3 || got[3].msgKey != -1 {
 		t.Errorf("panicking Handle: %+v", got[3])
 	}
 }

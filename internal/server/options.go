@@ -69,10 +69,11 @@ type Options struct {
 	// connection was closed because of this request: a handler panic, a
 	// bad or unwritable response, a connection that died first, or a
 	// response whose Close was set (Kafka's way to report a failed acks=0
-	// produce or authentication). Kafka error codes inside a written
-	// response are not failures here: the server does not look inside
-	// responses. It is a metrics hook and must be quick.
-	OnResponse func(key, version int16, d time.Duration, failed bool)
+	// produce or authentication). resp is the handler's response (zero
+	// when Handle failed), so the hook can count the Kafka error codes
+	// inside it; it must not keep resp or anything it points to. It is a
+	// metrics hook and must be quick.
+	OnResponse func(key, version int16, d time.Duration, failed bool, resp Response)
 }
 
 // Validate reports every problem with o at once. Zero values are valid:
