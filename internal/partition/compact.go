@@ -210,7 +210,12 @@ func (p *Partition) Compact(ctx context.Context, now time.Time, opts CompactOpti
 		}
 	}
 	p.mu.Lock()
-	p.mu.cleanedTo = max(p.mu.cleanedTo, mapEnd)
+	if mapEnd > p.mu.cleanedTo {
+		p.mu.cleanedTo = mapEnd
+		// The next checkpoint records it (the compacted files are
+		// already durable: cleanGroup synced them before the swap).
+		p.mu.dirty = true
+	}
 	p.mu.Unlock()
 	st.Duration = time.Since(start)
 	return st, nil

@@ -54,7 +54,7 @@ func (p *Partition) BeginFlush() (*PendingFlush, error) {
 		return nil, err
 	}
 	act := p.activeLocked()
-	f := &PendingFlush{p: p, st: FlushState{SegmentBase: act.Base(), Position: act.Size(), Next: p.mu.end, LogStart: p.mu.logStart}}
+	f := &PendingFlush{p: p, st: FlushState{SegmentBase: act.Base(), Position: act.Size(), Next: p.mu.end, LogStart: p.mu.logStart, CleanedTo: p.mu.cleanedTo}}
 	for _, s := range p.mu.segs {
 		if j := s.PrepareFlush(); j != nil {
 			f.jobs = append(f.jobs, j)

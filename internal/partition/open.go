@@ -171,6 +171,11 @@ func Open(o Options, cp *FlushState) (*Partition, RecoveryStats, error) {
 	if cp != nil && cp.LogStart > p.mu.logStart {
 		p.mu.logStart = min(cp.LogStart, p.mu.end)
 	}
+	if cp != nil {
+		// Compaction touches only segments below a checkpoint's
+		// segment base, so what it cleaned survived the crash intact.
+		p.mu.cleanedTo = min(max(cp.CleanedTo, 0), p.mu.end)
+	}
 	// The producer state: from the newest snapshot the checkpoint
 	// covers (a later one may describe data a crash took), scanning
 	// the log after it. Without a checkpoint entry, from the start.

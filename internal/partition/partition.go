@@ -150,6 +150,9 @@ type FlushState struct {
 	Position    int64
 	Next        int64
 	LogStart    int64
+	// CleanedTo is where the dirty (not yet compacted) part of a
+	// compacted log starts, so a restart does not compact it all again.
+	CleanedTo int64
 }
 
 // Partition is one partition's log.
@@ -183,8 +186,8 @@ type Partition struct {
 		closed   bool
 		changed  chan struct{} // closed and replaced when end or logStart moves
 		// cleanedTo is where the dirty (not yet compacted) log starts.
-		// It lives in memory only: after a restart the first pass
-		// treats the whole log as dirty.
+		// Checkpoints record it (FlushState.CleanedTo), so a restart
+		// does not compact the whole log again.
 		cleanedTo int64
 
 		// producers is the producer state of the readable log (below

@@ -16,14 +16,17 @@ import (
 //
 //	magic "SLCK" | version u16 | flags u16 | wal position u64 | count u32
 //	count x (topic id [16] | partition i32 | segment base i64 |
-//	         position i64 | next i64 | log start i64)
+//	         position i64 | next i64 | log start i64 | cleaned to i64)
 //	crc32c u32 over everything before it
+//
+// Version 1 entries lack cleaned to (read as 0: all dirty).
 const (
 	checkpointName    = "checkpoint"
 	checkpointMagic   = "SLCK"
-	checkpointVersion = 1
+	checkpointVersion = 2
 	cpHeaderSize      = 4 + 2 + 2 + 8 + 4
-	cpEntrySize       = 16 + 4 + 8 + 8 + 8 + 8
+	cpEntrySizeV1     = 16 + 4 + 8 + 8 + 8 + 8
+	cpEntrySize       = cpEntrySizeV1 + 8
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -50,6 +53,7 @@ func encodeCheckpoint(cp checkpoint) []byte {
 		b = binary.BigEndian.AppendUint64(b, uint64(st.Position))
 		b = binary.BigEndian.AppendUint64(b, uint64(st.Next))
 		b = binary.BigEndian.AppendUint64(b, uint64(st.LogStart))
+		b = binary.BigEndian.AppendUint64(b, uint64(st.CleanedTo))
 	}
 	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 }
@@ -64,29 +68,39 @@ func decodeCheckpoint(path string, b []byte) (checkpoint, error) {
 	if string(b[:4]) != checkpointMagic {
 		return bad(0, "magic %q", b[:4])
 	}
-	if v := binary.BigEndian.Uint16(b[4:]); v != checkpointVersion {
-		return bad(4, "version %d, this binary reads %d", v, checkpointVersion)
+	v := binary.BigEndian.Uint16(b[4:])
+	entrySize := cpEntrySize
+	switch v {
+	case checkpointVersion:
+	case 1:
+		entrySize = cpEntrySizeV1
+	default:
+		return bad(4, "version %d, this binary reads 1 to %d", v, checkpointVersion)
 	}
 	body, sum := b[:len(b)-4], binary.BigEndian.Uint32(b[len(b)-4:])
 	if got := crc32.Checksum(body, castagnoli); got != sum {
 		return bad(len(b)-4, "crc %#08x, computed %#08x", sum, got)
 	}
 	n := int(binary.BigEndian.Uint32(b[16:]))
-	if len(body) != cpHeaderSize+n*cpEntrySize {
+	if len(body) != cpHeaderSize+n*entrySize {
 		return bad(16, "%d entries do not fit %d bytes", n, len(body))
 	}
 	cp := checkpoint{lsn: binary.BigEndian.Uint64(b[8:]), parts: make(map[partKey]partition.FlushState, n)}
 	for i := 0; i < n; i++ {
-		e := body[cpHeaderSize+i*cpEntrySize:]
+		e := body[cpHeaderSize+i*entrySize:]
 		var k partKey
 		copy(k.topicID[:], e[:16])
 		k.partition = int32(binary.BigEndian.Uint32(e[16:]))
-		cp.parts[k] = partition.FlushState{
+		st := partition.FlushState{
 			SegmentBase: int64(binary.BigEndian.Uint64(e[20:])),
 			Position:    int64(binary.BigEndian.Uint64(e[28:])),
 			Next:        int64(binary.BigEndian.Uint64(e[36:])),
 			LogStart:    int64(binary.BigEndian.Uint64(e[44:])),
 		}
+		if entrySize >= cpEntrySize {
+			st.CleanedTo = int64(binary.BigEndian.Uint64(e[52:]))
+		}
+		cp.parts[k] = st
 	}
 	return cp, nil
 }
