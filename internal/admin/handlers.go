@@ -97,6 +97,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/groups", s.groups)
 	mux.HandleFunc("GET /api/groups/{id}", s.group)
 	mux.HandleFunc("GET /api/config", s.config)
+	registerConsole(mux) // GET / and /console/{file}: the web console (console.go)
 	mux.HandleFunc("GET /api/", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusNotFound, ErrorJSON{Error: "no such endpoint"})
 	})
