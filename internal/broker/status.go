@@ -76,11 +76,31 @@ func (b *Broker) Topics() []TopicStatus {
 	return out
 }
 
-// GroupStatus is one consumer group with its lag.
+// GroupStatus is one consumer group with its members and lag.
 type GroupStatus struct {
 	ID, Type, State string
-	Members         int
-	Lag             []PartitionLag
+	// ProtocolType is the classic members' protocol type ("consumer",
+	// "connect", ...), "consumer" for a KIP-848 group; Protocol the
+	// assignor; Generation the generation, or the KIP-848 group epoch.
+	ProtocolType, Protocol string
+	Generation             int32
+	Members                int
+	MemberList             []MemberStatus // sorted by ID
+	Lag                    []PartitionLag
+}
+
+// MemberStatus is one member of a group and what it is assigned (sorted
+// by topic, partitions ascending; empty when the assignment is not a
+// consumer one or does not decode).
+type MemberStatus struct {
+	ID, InstanceID, ClientID, Host string
+	Assigned                       []TopicAssignment
+}
+
+// TopicAssignment is a member's partitions of one topic.
+type TopicAssignment struct {
+	Topic      string
+	Partitions []int32
 }
 
 // PartitionLag is a group's committed offset on one partition against the
@@ -91,14 +111,48 @@ type PartitionLag struct {
 	Committed, End, Lag int64
 }
 
-// GroupsStatus returns every consumer group, sorted by id, with its lag
-// per committed partition.
+// ConfigStatus is one effective topic config.
+type ConfigStatus struct {
+	Name, Value string
+	// Source is Kafka's name for where the value comes from, as
+	// DescribeConfigs reports it: DYNAMIC_TOPIC_CONFIG (set on the
+	// topic), STATIC_BROKER_CONFIG or DEFAULT_CONFIG.
+	Source string
+}
+
+// TopicConfigs returns every config of a topic with its effective value
+// and source, sorted by name, as DescribeConfigs lists them; ok is false
+// for an unknown topic.
+func (b *Broker) TopicConfigs(name string) (configs []ConfigStatus, ok bool) {
+	st := b.topic(name)
+	if st == nil {
+		return nil, false
+	}
+	entries := b.topicConfigEntries(st)
+	out := make([]ConfigStatus, 0, len(entries))
+	for _, e := range entries {
+		out = append(out, ConfigStatus{Name: e.name, Value: e.value, Source: e.source.String()})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, true
+}
+
+// GroupsStatus returns every consumer group, sorted by id, with its
+// members and its lag per committed partition.
 func (b *Broker) GroupsStatus() []GroupStatus {
 	infos := b.coord.Groups()
 	sort.Slice(infos, func(i, j int) bool { return infos[i].ID < infos[j].ID })
 	out := make([]GroupStatus, 0, len(infos))
 	for _, g := range infos {
-		gs := GroupStatus{ID: g.ID, Type: g.Type, State: g.State, Members: g.Members}
+		gs := GroupStatus{ID: g.ID, Type: g.Type, State: g.State, ProtocolType: g.ProtocolType, Protocol: g.Protocol,
+			Generation: g.Generation, Members: g.Members, MemberList: make([]MemberStatus, 0, len(g.MemberList))}
+		for _, m := range g.MemberList {
+			ms := MemberStatus{ID: m.ID, InstanceID: m.InstanceID, ClientID: m.ClientID, Host: m.Host}
+			for _, a := range m.Assigned {
+				ms.Assigned = append(ms.Assigned, TopicAssignment{Topic: a.Topic, Partitions: a.Partitions})
+			}
+			gs.MemberList = append(gs.MemberList, ms)
+		}
 		committed := b.coord.Committed(g.ID)
 		names := make([]string, 0, len(committed))
 		for t := range committed {
