@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"sync/atomic"
 
 	"github.com/sluice-io/sluice/internal/admin"
@@ -56,12 +57,73 @@ func (s *adminSource) Groups() []admin.Group {
 	gs := b.GroupsStatus()
 	out := make([]admin.Group, len(gs))
 	for i, g := range gs {
-		out[i] = admin.Group{ID: g.ID, Type: g.Type, State: g.State, Members: g.Members, Lag: make([]admin.PartitionLag, len(g.Lag))}
+		out[i] = admin.Group{ID: g.ID, Type: g.Type, State: g.State, ProtocolType: g.ProtocolType, Protocol: g.Protocol,
+			Generation: g.Generation, Members: g.Members, MemberList: make([]admin.Member, len(g.MemberList)),
+			Lag: make([]admin.PartitionLag, len(g.Lag))}
+		for j, m := range g.MemberList {
+			am := admin.Member{ID: m.ID, InstanceID: m.InstanceID, ClientID: m.ClientID, Host: m.Host}
+			for _, a := range m.Assigned {
+				am.Assignments = append(am.Assignments, admin.Assignment{Topic: a.Topic, Partitions: a.Partitions})
+			}
+			out[i].MemberList[j] = am
+		}
 		for j, l := range g.Lag {
 			out[i].Lag[j] = admin.PartitionLag{Topic: l.Topic, Partition: l.Partition, Committed: l.Committed, End: l.End, Lag: l.Lag}
 		}
 	}
 	return out
+}
+
+// TopicConfigs lists a topic's effective configs. The admin API names a
+// value set on the topic TOPIC_CONFIG; Kafka's DescribeConfigs says
+// DYNAMIC_TOPIC_CONFIG for the same thing.
+func (s *adminSource) TopicConfigs(topic string) ([]admin.ConfigEntry, bool) {
+	b := s.b.Load()
+	if b == nil {
+		return nil, false
+	}
+	cs, ok := b.TopicConfigs(topic)
+	if !ok {
+		return nil, false
+	}
+	out := make([]admin.ConfigEntry, len(cs))
+	for i, c := range cs {
+		src := c.Source
+		if src == "DYNAMIC_TOPIC_CONFIG" {
+			src = "TOPIC_CONFIG"
+		}
+		out[i] = admin.ConfigEntry{Name: c.Name, Value: c.Value, Source: src}
+	}
+	return out, true
+}
+
+// Records reads committed records through broker.Browse.
+func (s *adminSource) Records(topic string, partition int32, offset int64, limit int) (admin.RecordPage, error) {
+	b := s.b.Load()
+	if b == nil {
+		return admin.RecordPage{}, fmt.Errorf("%w %q: %w", admin.ErrUnknownTopic, topic, errRecovering)
+	}
+	res, err := b.Browse(topic, partition, offset, limit)
+	if errors.Is(err, broker.ErrUnknownTopicOrPartition) {
+		// The broker has one error for both; the API tells them apart.
+		if _, ok := b.TopicConfigs(topic); !ok {
+			return admin.RecordPage{}, fmt.Errorf("%w %q", admin.ErrUnknownTopic, topic)
+		}
+		return admin.RecordPage{}, fmt.Errorf("%w %d of %q", admin.ErrUnknownPartition, partition, topic)
+	}
+	if err != nil {
+		return admin.RecordPage{}, err
+	}
+	out := admin.RecordPage{LogStart: res.LogStart, HighWatermark: res.HighWatermark, Records: make([]admin.Record, len(res.Records))}
+	for i, r := range res.Records {
+		ar := admin.Record{Offset: r.Offset, TimestampMs: r.TimestampMs, Key: r.Key, Value: r.Value,
+			KeySize: r.KeySize, ValueSize: r.ValueSize, Truncated: r.Truncated, Headers: make([]admin.RecordHeader, len(r.Headers))}
+		for j, h := range r.Headers {
+			ar.Headers[j] = admin.RecordHeader{Key: h.Key, Value: h.Value}
+		}
+		out.Records[i] = ar
+	}
+	return out, nil
 }
 
 // Config lists every configuration key; none holds a secret yet.

@@ -17,6 +17,17 @@ const (
 	DefaultReadHeaderTimeout = 5 * time.Second
 	DefaultIdleTimeout       = 60 * time.Second
 	DefaultMaxHeaderBytes    = 16 << 10
+	DefaultHistoryInterval   = 2 * time.Second
+	DefaultHistorySamples    = 150 // five minutes at the default interval
+)
+
+// Bounds on the history options: a sampler faster than HistoryIntervalMin
+// would cost the broker more than a chart is worth, and HistorySamplesMax
+// bounds the ring's memory (each sample holds up to HistoryTopicsMax
+// topics and HistoryGroupsMax groups).
+const (
+	HistoryIntervalMin = 10 * time.Millisecond
+	HistorySamplesMax  = 10_000
 )
 
 // Options configures a Server. Zero values mean the defaults above.
@@ -39,6 +50,13 @@ type Options struct {
 	IdleTimeout time.Duration
 	// MaxHeaderBytes bounds a request's headers.
 	MaxHeaderBytes int
+
+	// HistoryInterval is how often the server samples the Source's
+	// topics and groups for /api/history, from Start to Shutdown.
+	HistoryInterval time.Duration
+	// HistorySamples is how many samples /api/history keeps, the oldest
+	// dropped first.
+	HistorySamples int
 
 	// Logger receives listener errors; nil discards them.
 	Logger *slog.Logger
@@ -68,6 +86,12 @@ func (o *Options) Validate() error {
 	if o.MaxHeaderBytes < 0 {
 		bad("MaxHeaderBytes %d is negative", o.MaxHeaderBytes)
 	}
+	if o.HistoryInterval != 0 && o.HistoryInterval < HistoryIntervalMin {
+		bad("HistoryInterval %v is below %v", o.HistoryInterval, HistoryIntervalMin)
+	}
+	if o.HistorySamples < 0 || o.HistorySamples > HistorySamplesMax {
+		bad("HistorySamples %d is outside [0, %d]", o.HistorySamples, HistorySamplesMax)
+	}
 	return errors.Join(errs...)
 }
 
@@ -86,6 +110,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxHeaderBytes == 0 {
 		o.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if o.HistoryInterval == 0 {
+		o.HistoryInterval = DefaultHistoryInterval
+	}
+	if o.HistorySamples == 0 {
+		o.HistorySamples = DefaultHistorySamples
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

@@ -20,6 +20,8 @@ type Server struct {
 	log  *slog.Logger
 	ln   net.Listener
 	hs   *http.Server
+	hist *history
+	stop chan struct{} // closed by Shutdown: stops the history sampler
 
 	mu struct {
 		sync.Mutex
@@ -38,7 +40,8 @@ func New(opts Options, src Source) (*Server, error) {
 		return nil, errors.New("admin: nil Source")
 	}
 	opts = opts.withDefaults()
-	s := &Server{opts: opts, src: src, log: opts.Logger}
+	s := &Server{opts: opts, src: src, log: opts.Logger,
+		hist: newHistory(opts.HistoryInterval, opts.HistorySamples), stop: make(chan struct{})}
 	s.ln = opts.Listener
 	if s.ln == nil {
 		ln, err := net.Listen("tcp", opts.Addr)
@@ -64,8 +67,9 @@ func New(opts Options, src Source) (*Server, error) {
 // Addr is the address the server listens on.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
-// Start serves requests on a goroutine the server owns; Shutdown waits for
-// it. A listener failure is logged.
+// Start serves requests on a goroutine the server owns, and samples the
+// Source for /api/history on another; Shutdown waits for both. A listener
+// failure is logged.
 func (s *Server) Start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -81,12 +85,14 @@ func (s *Server) Start() error {
 			s.log.Error("admin: listener failed", "addr", s.ln.Addr().String(), "err", err)
 		}
 	})
+	s.wg.Go(func() { s.hist.sampleLoop(s.src, s.stop) })
 	return nil
 }
 
-// Shutdown stops accepting, waits for in-flight requests and closes the
-// listener. If ctx expires first, it closes every connection at once and
-// returns ctx's error. A second call returns nil.
+// Shutdown stops accepting and sampling, waits for in-flight requests and
+// the sampler, and closes the listener. If ctx expires first, it closes
+// every connection at once and returns ctx's error. A second call returns
+// nil.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	if s.mu.closed {
@@ -97,6 +103,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.closed = true
 	started := s.mu.started
 	s.mu.Unlock()
+	close(s.stop)
 
 	var err error
 	if started {
