@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluice-io/sluice/internal/admin"
 	"github.com/sluice-io/sluice/internal/broker"
 )
 
@@ -29,11 +30,18 @@ func TestAdminSourceNotReadyWhileRecovering(t *testing.T) {
 	if s.Topics() != nil || s.Groups() != nil {
 		t.Fatal("topics or groups before the broker exists")
 	}
+	if _, ok := s.TopicConfigs("m"); ok {
+		t.Fatal("topic configs before the broker exists")
+	}
+	if _, err := s.Records("m", 0, -1, 1); !errors.Is(err, admin.ErrUnknownTopic) {
+		t.Fatalf("records before the broker exists: %v", err)
+	}
 }
 
 // The admin listener of a running `sluice serve`: /readyz turns ready,
 // /metrics parses as Prometheus text and counts what a workload did,
-// /api/groups reports the lag.
+// /api/groups reports the lag, and the console's API answers from the real
+// broker: topic configs, records, a live group's members and the history.
 func TestServeAdminListener(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -156,6 +164,134 @@ func TestServeAdminListener(t *testing.T) {
 	var anyJSON any
 	if err := json.Unmarshal(body, &anyJSON); err != nil {
 		t.Fatalf("/api/groups/mg is not JSON: %v", err)
+	}
+	testConsoleAPI(t, ctx, kafka, get)
+}
+
+// testConsoleAPI checks the console's endpoints against the served broker
+// that TestServeAdminListener started, with topic "m" holding 100 records
+// of 100 'v's.
+func testConsoleAPI(t *testing.T, ctx context.Context, kafka string, get func(string) (int, []byte)) {
+	t.Helper()
+	getJSON := func(path string, out any) {
+		t.Helper()
+		code, body := get(path)
+		if code != http.StatusOK {
+			t.Fatalf("%s: %d %s", path, code, body)
+		}
+		if err := json.Unmarshal(body, out); err != nil {
+			t.Fatalf("%s: %v: %s", path, err, body)
+		}
+	}
+
+	// One client creates topic h, produces to it (zstd) and consumes it
+	// in group "live".
+	cl, err := kgo.NewClient(kgo.SeedBrokers(kafka), kgo.ClientID("console-test"),
+		kgo.ConsumerGroup("live"), kgo.ConsumeTopics("h"), kgo.ProducerBatchCompression(kgo.ZstdCompression()),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	pctx, pcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer pcancel()
+	if r, err := kadm.NewClient(cl).CreateTopic(pctx, 2, 1, map[string]*string{"retention.ms": kadm.StringPtr("86400000")}, "h"); err != nil || r.Err != nil {
+		t.Fatalf("create h: %v %v", err, r.Err)
+	}
+	// Configs: the override is TOPIC_CONFIG, the rest defaults.
+	var topic admin.TopicJSON
+	getJSON("/api/topics/h", &topic)
+	sources := map[string]admin.ConfigEntryJSON{}
+	for _, c := range topic.Configs {
+		sources[c.Name] = c
+	}
+	if c := sources["retention.ms"]; c.Value != "86400000" || c.Source != "TOPIC_CONFIG" {
+		t.Errorf("retention.ms %+v", c)
+	}
+	if c := sources["cleanup.policy"]; c.Value != "delete" || c.Source != "DEFAULT_CONFIG" {
+		t.Errorf("cleanup.policy %+v", c)
+	}
+
+	// Records: the tail of m, and zstd records with a key, a null key
+	// and headers in h.
+	var page admin.RecordsJSON
+	getJSON("/api/topics/m/records?limit=5", &page)
+	if page.HighWatermark != 100 || len(page.Records) != 5 || page.Records[0].Offset != 95 || page.Records[4].Offset != 99 {
+		t.Fatalf("tail of m: %+v", page)
+	}
+	if r := page.Records[0]; r.Key != nil || r.KeySize != -1 || !bytes.Equal(r.Value, bytes.Repeat([]byte{'v'}, 100)) {
+		t.Errorf("record of m %+v", r)
+	}
+	hdr := []kgo.RecordHeader{{Key: "trace", Value: []byte("abc")}}
+	if err := cl.ProduceSync(pctx,
+		&kgo.Record{Topic: "h", Partition: 0, Key: []byte("k1"), Value: []byte("first"), Headers: hdr},
+		&kgo.Record{Topic: "h", Partition: 0, Value: []byte("second")},
+	).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	getJSON("/api/topics/h/records?partition=0&offset=0", &page)
+	if len(page.Records) != 2 || string(page.Records[0].Key) != "k1" || string(page.Records[1].Value) != "second" || page.Records[1].Key != nil ||
+		len(page.Records[0].Headers) != 1 || page.Records[0].Headers[0].Key != "trace" || string(page.Records[0].Headers[0].Value) != "abc" {
+		t.Errorf("records of h: %+v", page.Records)
+	}
+	if code, _ := get("/api/topics/h/records?partition=9"); code != http.StatusNotFound {
+		t.Errorf("unknown partition: %d", code)
+	}
+	if code, _ := get("/api/topics/h/records?limit=x"); code != http.StatusBadRequest {
+		t.Errorf("bad limit: %d", code)
+	}
+
+	// A live consumer group: its member, client id and assignment.
+	cctx, ccancel := context.WithCancel(ctx)
+	polled := make(chan struct{})
+	go func() {
+		defer close(polled)
+		for cctx.Err() == nil {
+			cl.PollFetches(cctx)
+		}
+	}()
+	defer func() { ccancel(); <-polled }()
+	var g admin.GroupJSON
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		getJSON("/api/groups/live", &g)
+		if g.State == "Stable" && len(g.Members) == 1 && len(g.Members[0].Assignments) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no stable member with an assignment: %+v", g)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	m := g.Members[0]
+	if m.ClientID != "console-test" || m.MemberID == "" || m.InstanceID != nil || m.Assignments[0].Topic != "h" ||
+		len(m.Assignments[0].Partitions) != 2 || g.ProtocolType != "consumer" || g.Protocol == "" || g.Generation < 1 {
+		t.Errorf("group live %+v, member %+v", g, m)
+	}
+
+	// History: the sampler runs every 2 s by default; the topics appear.
+	var h admin.HistoryJSON
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		getJSON("/api/history", &h)
+		n := len(h.TimesMs)
+		if n > 0 {
+			if s := h.Topics["h"].Records; len(s) == n && s[n-1] != nil && *s[n-1] == 2 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("history has no sample of h: %+v", h)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	n := len(h.TimesMs)
+	if h.IntervalMs != admin.DefaultHistoryInterval.Milliseconds() || *h.Topics["m"].Records[n-1] != 100 ||
+		*h.Topics["m"].Bytes[n-1] <= 0 || len(h.Groups["mg"].Lag) != n || *h.Groups["mg"].Lag[n-1] != 60 {
+		t.Errorf("history %+v", h)
+	}
+	if _, ok := h.Topics["__consumer_offsets"]; !ok {
+		t.Error("history lacks the internal topics")
 	}
 }
 
