@@ -5,8 +5,10 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -54,6 +56,7 @@ type benchFlags struct {
 	format      string
 	rate        byteSize // produce only; 0 = as fast as the client goes
 	maxInFlight int      // 0 = kgo's default; see register
+	chart       string   // HTML report to write; "" = none
 }
 
 func benchCommand() *cobra.Command {
@@ -93,6 +96,8 @@ func (f *benchFlags) register(cmd *cobra.Command, duration time.Duration, bytes 
 	// same number.
 	fl.IntVar(&f.maxInFlight, "max-in-flight", 0, "produce requests in flight per broker; above 0 this turns idempotent writes off\n"+
 		"so that kgo honours it against every broker (0: kgo's default, 5 if the broker grants a producer id, else 1)")
+	fl.StringVar(&f.chart, "chart", "", "also write an HTML report with charts (settings, throughput over time, latency,\n"+
+		"the results table) to this .html file; it needs no network or JavaScript to view")
 }
 
 // validate reports every bad flag at once.
@@ -121,6 +126,9 @@ func (f *benchFlags) validate(needBytes bool) error {
 	if f.maxInFlight < 0 || f.maxInFlight > benchMaxInFlightLimit {
 		errs = append(errs, fmt.Errorf("--max-in-flight %d (want 0 to %d)", f.maxInFlight, benchMaxInFlightLimit))
 	}
+	if err := validateChartPath(f.chart); err != nil {
+		errs = append(errs, err)
+	}
 	if needBytes && f.bytes <= 0 {
 		errs = append(errs, errors.New("--bytes must be positive: it sets how much to write before reading"))
 	}
@@ -140,13 +148,47 @@ func (f *benchFlags) targets() []string {
 	return []string{f.against}
 }
 
-func (f *benchFlags) describe() string {
-	inflight := "kgo default"
-	if f.maxInFlight > 0 {
-		inflight = fmt.Sprintf("%d, not idempotent", f.maxInFlight)
+// validateChartPath checks --chart before the run rather than after it: a
+// long run should not end in "no such directory".
+func validateChartPath(path string) error {
+	if path == "" {
+		return nil
 	}
+	if ext := strings.ToLower(filepath.Ext(path)); ext != ".html" && ext != ".htm" {
+		return fmt.Errorf("--chart %q: only .html is supported (a self-contained page with inline SVG; "+
+			"for an image, open it in a browser and print or screenshot it)", path)
+	}
+	if st, err := os.Stat(filepath.Dir(path)); err != nil || !st.IsDir() {
+		return fmt.Errorf("--chart %q: directory %s does not exist", path, filepath.Dir(path))
+	}
+	return nil
+}
+
+func (f *benchFlags) inFlight() string {
+	if f.maxInFlight > 0 {
+		return fmt.Sprintf("%d, not idempotent", f.maxInFlight)
+	}
+	return "kgo default"
+}
+
+func (f *benchFlags) describe() string {
 	return fmt.Sprintf("%s records, %d partitions, acks=%s, linger %v, batches up to %s, compression %s, in flight %s",
-		humanBytes(int64(f.recordBytes)), f.partitions, f.acks, f.linger, humanBytes(int64(f.batchBytesMax)), f.compression, inflight)
+		humanBytes(int64(f.recordBytes)), f.partitions, f.acks, f.linger, humanBytes(int64(f.batchBytesMax)), f.compression, f.inFlight())
+}
+
+// rateText is the offered load of bench produce, in words.
+func (f *benchFlags) rateText() string {
+	if f.rate > 0 {
+		return fmt.Sprintf("%.1f MB/s", float64(f.rate)/1e6)
+	}
+	return "as fast as possible"
+}
+
+// produceSummary is the line bench produce starts with, also the
+// report's subtitle.
+func (f *benchFlags) produceSummary() string {
+	return fmt.Sprintf("bench produce: %s; offered %s, bounded by duration %v, bytes %s",
+		f.describe(), f.rateText(), f.duration, bytesOrNone(int64(f.bytes)))
 }
 
 // benchEnv is one target, connected.
@@ -239,6 +281,8 @@ type produceResult struct {
 	MaxMs         float64 `json:"max_ms"`
 	Errors        int64   `json:"errors"`
 	FirstError    string  `json:"first_error,omitempty"`
+	// Series is the run sampled per interval, for plotting.
+	Series []seriesPoint `json:"series"`
 
 	hist *latencyHist
 }
@@ -256,12 +300,8 @@ func benchProduceCommand(g *globals) *cobra.Command {
 			cmd.SilenceUsage = true
 			ctx, stop := signalContext(cmd)
 			defer stop()
-			rate := "as fast as possible"
-			if f.rate > 0 {
-				rate = fmt.Sprintf("%.1f MB/s", float64(f.rate)/1e6)
-			}
-			stderrf(cmd, "bench produce: %s; offered %s, bounded by duration %v, bytes %s\n",
-				f.describe(), rate, f.duration, bytesOrNone(int64(f.bytes)))
+			started := time.Now()
+			stderrf(cmd, "%s\n", f.produceSummary())
 			var results []produceResult
 			for _, t := range f.targets() {
 				env, err := f.open(ctx, cmd, t)
@@ -278,6 +318,13 @@ func benchProduceCommand(g *globals) *cobra.Command {
 			}
 			if err := printProduceResults(cmd, f, results); err != nil {
 				return err
+			}
+			// A failed run still gets its report, as it gets its table.
+			if f.chart != "" {
+				if err := writeChart(f.chart, produceReport(f, f.g.seeds(cmd), results, started)); err != nil {
+					return err
+				}
+				stderrf(cmd, "chart written to %s\n", f.chart)
 			}
 			return resultsErr(results)
 		},
@@ -301,25 +348,30 @@ func resultsErr(rs []produceResult) error {
 // or the byte budget runs out, then waits for every acknowledgement. With
 // rate > 0 it paces itself to that many bytes per second. Latency is per
 // record, from Produce to its promise: the time a caller of the client
-// would wait, linger included.
+// would wait, linger included. Acknowledged bytes, records and latency are
+// also sampled per interval (see sampler).
 func produceLoad(ctx context.Context, env *benchEnv, recordBytes int, duration time.Duration, budget, rate int64) produceResult {
 	value := make([]byte, recordBytes)
 	_, _ = rand.Read(value) // random bytes: compression gets no free win
 	var (
 		hist  = &latencyHist{}
 		tally produceTally
-		bytes atomic.Int64
 	)
+	start := time.Now()
+	interval := sampleIntervalMin // unknown length: the sampler coarsens as it goes
+	if duration > 0 {
+		interval = sampleInterval(duration)
+	}
+	smp := startSampler(start, interval, hist)
 	promise := func(r *kgo.Record, err error) {
 		if err == nil {
 			// kgo stamps Timestamp with time.Now() in Produce, monotonic
 			// reading included.
 			hist.record(time.Since(r.Timestamp))
-			bytes.Add(int64(len(r.Value)))
+			smp.add(int64(len(r.Value)), 1)
 		}
 		tally.done(r, err)
 	}
-	start := time.Now()
 	var deadline time.Time
 	if duration > 0 {
 		deadline = start.Add(duration)
@@ -350,13 +402,15 @@ func produceLoad(ctx context.Context, env *benchEnv, recordBytes int, duration t
 		sent += int64(recordBytes)
 	}
 	_ = env.cl.Flush(context.WithoutCancel(ctx)) // bounded by the delivery timeout
-	elapsed := time.Since(start)
+	end := time.Now()
+	elapsed := end.Sub(start)
+	points := smp.finish(end)
 
 	tally.mu.Lock()
 	defer tally.mu.Unlock()
 	r := produceResult{
-		Target: env.name, Records: tally.acked, Bytes: bytes.Load(), Seconds: elapsed.Seconds(),
-		Errors: tally.failed, hist: hist,
+		Target: env.name, Records: tally.acked, Bytes: smp.bytes.Load(), Seconds: elapsed.Seconds(),
+		Errors: tally.failed, hist: hist, Series: seriesOf(points),
 		P50Ms: ms(hist.quantile(0.50)), P99Ms: ms(hist.quantile(0.99)), P999Ms: ms(hist.quantile(0.999)),
 		MaxMs: ms(time.Duration(hist.max.Load())),
 	}
@@ -380,27 +434,51 @@ func printProduceResults(cmd *cobra.Command, f *benchFlags, rs []produceResult) 
 		return writeJSON(cmd.OutOrStdout(), rs)
 	}
 	w := cmd.OutOrStdout()
-	t := newTable(w, "TARGET", "RECORDS", "BYTES", "SECONDS", "MB/s", "RECORDS/s", "P50", "P99", "P999", "MAX", "ERRORS")
-	for _, r := range rs {
-		t.row(r.Target, r.Records, humanBytes(r.Bytes), fmt.Sprintf("%.2f", r.Seconds), fmt.Sprintf("%.1f", r.MBPerSec),
-			fmt.Sprintf("%.0f", r.RecordsPerSec), fmtMs(r.P50Ms), fmtMs(r.P99Ms), fmtMs(r.P999Ms), fmtMs(r.MaxMs), r.Errors)
-	}
-	if len(rs) == 2 {
-		a, b := rs[0], rs[1]
-		t.row(a.Target+"/"+b.Target, "", "", "", ratio(a.MBPerSec, b.MBPerSec), ratio(a.RecordsPerSec, b.RecordsPerSec),
-			ratio(a.P50Ms, b.P50Ms), ratio(a.P99Ms, b.P99Ms), ratio(a.P999Ms, b.P999Ms), ratio(a.MaxMs, b.MaxMs), "")
-	}
-	if err := t.flush(); err != nil {
+	if err := printTable(w, produceTable(rs)); err != nil {
 		return err
 	}
 	fmt.Fprintln(w, "\nLATENCY (share of records acknowledged within)")
+	return printTable(w, latencyTable(rs))
+}
+
+// printTable prints rows under a header; the first row is the header.
+func printTable(w io.Writer, rows [][]string) error {
+	t := newTable(w)
+	for _, r := range rows {
+		t.row(toAny(r)...)
+	}
+	return t.flush()
+}
+
+// produceTable is the results table, header first; with two targets the
+// last row holds the ratios. The text output and the chart both print it,
+// so their figures cannot drift apart.
+func produceTable(rs []produceResult) [][]string {
+	rows := [][]string{{"TARGET", "RECORDS", "BYTES", "SECONDS", "MB/s", "RECORDS/s", "P50", "P99", "P999", "MAX", "ERRORS"}}
+	for _, r := range rs {
+		rows = append(rows, []string{r.Target, fmt.Sprint(r.Records), humanBytes(r.Bytes), fmt.Sprintf("%.2f", r.Seconds),
+			fmt.Sprintf("%.1f", r.MBPerSec), fmt.Sprintf("%.0f", r.RecordsPerSec), fmtMs(r.P50Ms), fmtMs(r.P99Ms),
+			fmtMs(r.P999Ms), fmtMs(r.MaxMs), fmt.Sprint(r.Errors)})
+	}
+	if len(rs) == 2 {
+		a, b := rs[0], rs[1]
+		rows = append(rows, []string{a.Target + "/" + b.Target, "", "", "", ratio(a.MBPerSec, b.MBPerSec),
+			ratio(a.RecordsPerSec, b.RecordsPerSec), ratio(a.P50Ms, b.P50Ms), ratio(a.P99Ms, b.P99Ms),
+			ratio(a.P999Ms, b.P999Ms), ratio(a.MaxMs, b.MaxMs), ""})
+	}
+	return rows
+}
+
+// latencyTable is the share of records acknowledged within each of
+// histBoundsMs, header first.
+func latencyTable(rs []produceResult) [][]string {
 	header := []string{"WITHIN"}
 	for _, r := range rs {
 		header = append(header, r.Target)
 	}
-	t = newTable(w, header...)
+	rows := [][]string{header}
 	for _, b := range histBoundsMs {
-		row := []any{fmtMs(b)}
+		row := []string{fmtMs(b)}
 		for _, r := range rs {
 			n := r.hist.count()
 			if n == 0 {
@@ -410,9 +488,9 @@ func printProduceResults(cmd *cobra.Command, f *benchFlags, rs []produceResult) 
 			c := r.hist.countBelow(time.Duration(b * float64(time.Millisecond)))
 			row = append(row, fmt.Sprintf("%.2f%%", 100*float64(c)/float64(n)))
 		}
-		t.row(row...)
+		rows = append(rows, row)
 	}
-	return t.flush()
+	return rows
 }
 
 func fmtMs(v float64) string {

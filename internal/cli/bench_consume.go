@@ -22,6 +22,14 @@ type consumeResult struct {
 	Complete      bool    `json:"complete"` // read to the end, not cut by --duration
 	FillMBPerSec  float64 `json:"fill_mb_per_s,omitempty"`
 	Error         string  `json:"error,omitempty"`
+	// Series is the read sampled per interval, for plotting.
+	Series []seriesPoint `json:"series"`
+}
+
+// consumeSummary is the line bench consume starts with, also the report's
+// subtitle.
+func (f *benchFlags) consumeSummary() string {
+	return fmt.Sprintf("bench consume: %s; %s to read, at most %v", f.describe(), humanBytes(int64(f.bytes)), f.duration)
 }
 
 func benchConsumeCommand(g *globals) *cobra.Command {
@@ -41,7 +49,8 @@ this process's memory, so keep --bytes within RAM.`,
 			cmd.SilenceUsage = true
 			ctx, stop := signalContext(cmd)
 			defer stop()
-			stderrf(cmd, "bench consume: %s; %s to read, at most %v\n", f.describe(), humanBytes(int64(f.bytes)), f.duration)
+			started := time.Now()
+			stderrf(cmd, "%s\n", f.consumeSummary())
 			var results []consumeResult
 			for _, t := range f.targets() {
 				env, err := f.open(ctx, cmd, t)
@@ -58,6 +67,12 @@ this process's memory, so keep --bytes within RAM.`,
 			if err := printConsumeResults(cmd, f, results); err != nil {
 				return err
 			}
+			if f.chart != "" {
+				if err := writeChart(f.chart, consumeReport(f, f.g.seeds(cmd), results, started)); err != nil {
+					return err
+				}
+				stderrf(cmd, "chart written to %s\n", f.chart)
+			}
 			for _, r := range results {
 				if r.Error != "" {
 					return fmt.Errorf("%w: %s: %s", ErrFailed, r.Target, r.Error)
@@ -71,7 +86,7 @@ this process's memory, so keep --bytes within RAM.`,
 }
 
 func (f *benchFlags) consumeTarget(ctx context.Context, cmd *cobra.Command, env *benchEnv) consumeResult {
-	res := consumeResult{Target: env.name}
+	res := consumeResult{Target: env.name, Series: []seriesPoint{}}
 	starts, ends, err := topicBounds(ctx, env)
 	if err != nil {
 		res.Error = err.Error()
@@ -130,6 +145,9 @@ func topicBounds(ctx context.Context, env *benchEnv) (starts, ends map[int32]int
 }
 
 // consumeLoad reads [start, end) of every partition with a fresh consumer.
+// What it reads is also sampled per interval (see sampler); --duration only
+// caps the read, which usually ends well before it, so the sampler starts
+// at its finest interval and coarsens if the read goes on.
 func consumeLoad(ctx context.Context, cmd *cobra.Command, f *benchFlags, env *benchEnv, starts, ends map[int32]int64, res consumeResult) consumeResult {
 	assign := map[int32]kgo.Offset{}
 	pending := map[int32]int64{}
@@ -159,6 +177,7 @@ func consumeLoad(ctx context.Context, cmd *cobra.Command, f *benchFlags, env *be
 		defer cancel()
 	}
 	start := time.Now()
+	smp := startSampler(start, sampleIntervalMin, nil)
 	for len(pending) > 0 && rctx.Err() == nil {
 		fetches := cons.PollFetches(rctx)
 		for _, fe := range fetches.Errors() {
@@ -170,6 +189,7 @@ func consumeLoad(ctx context.Context, cmd *cobra.Command, f *benchFlags, env *be
 		if res.Error != "" {
 			break
 		}
+		bytes0, records0 := res.Bytes, res.Records
 		fetches.EachRecord(func(r *kgo.Record) {
 			if end, ok := pending[r.Partition]; ok && r.Offset >= end-1 {
 				delete(pending, r.Partition)
@@ -180,8 +200,11 @@ func consumeLoad(ctx context.Context, cmd *cobra.Command, f *benchFlags, env *be
 			res.Records++
 			res.Bytes += int64(len(r.Key) + len(r.Value))
 		})
+		smp.add(res.Bytes-bytes0, res.Records-records0)
 	}
-	elapsed := time.Since(start)
+	end := time.Now()
+	elapsed := end.Sub(start)
+	res.Series = seriesOf(smp.finish(end))
 	res.Complete = len(pending) == 0
 	res.Seconds = elapsed.Seconds()
 	if s := elapsed.Seconds(); s > 0 {
@@ -195,19 +218,25 @@ func printConsumeResults(cmd *cobra.Command, f *benchFlags, rs []consumeResult) 
 	if f.format == string(formatJSON) {
 		return writeJSON(cmd.OutOrStdout(), rs)
 	}
-	t := newTable(cmd.OutOrStdout(), "TARGET", "RECORDS", "BYTES", "SECONDS", "MB/s", "RECORDS/s", "COMPLETE", "FILL MB/s", "ERROR")
+	return printTable(cmd.OutOrStdout(), consumeTable(rs))
+}
+
+// consumeTable is the results table, header first; with two targets the
+// last row holds the ratios. Shared by the text output and the chart.
+func consumeTable(rs []consumeResult) [][]string {
+	rows := [][]string{{"TARGET", "RECORDS", "BYTES", "SECONDS", "MB/s", "RECORDS/s", "COMPLETE", "FILL MB/s", "ERROR"}}
 	for _, r := range rs {
 		fill := "-"
 		if r.FillMBPerSec > 0 {
 			fill = fmt.Sprintf("%.1f", r.FillMBPerSec)
 		}
-		t.row(r.Target, r.Records, humanBytes(r.Bytes), fmt.Sprintf("%.2f", r.Seconds), fmt.Sprintf("%.1f", r.MBPerSec),
-			fmt.Sprintf("%.0f", r.RecordsPerSec), r.Complete, fill, orDash(r.Error))
+		rows = append(rows, []string{r.Target, fmt.Sprint(r.Records), humanBytes(r.Bytes), fmt.Sprintf("%.2f", r.Seconds),
+			fmt.Sprintf("%.1f", r.MBPerSec), fmt.Sprintf("%.0f", r.RecordsPerSec), fmt.Sprint(r.Complete), fill, orDash(r.Error)})
 	}
 	if len(rs) == 2 {
 		a, b := rs[0], rs[1]
-		t.row(a.Target+"/"+b.Target, "", "", "", ratio(a.MBPerSec, b.MBPerSec), ratio(a.RecordsPerSec, b.RecordsPerSec), "",
-			ratio(a.FillMBPerSec, b.FillMBPerSec), "")
+		rows = append(rows, []string{a.Target + "/" + b.Target, "", "", "", ratio(a.MBPerSec, b.MBPerSec),
+			ratio(a.RecordsPerSec, b.RecordsPerSec), "", ratio(a.FillMBPerSec, b.FillMBPerSec), ""})
 	}
-	return t.flush()
+	return rows
 }

@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -411,12 +413,43 @@ func TestBenchProduceBoth(t *testing.T) {
 	// The broker under test stands in for Sluice; --against both adds an
 	// in-process kfake, so the table has two rows and a ratio.
 	addr := brokertest.Start(t).Addr()
+	chart := filepath.Join(t.TempDir(), "both.html")
 	r := mustRun(t, addr, "", "bench", "produce", "--against", "both", "--duration", "300ms",
-		"--partitions", "4", "--record-bytes", "512")
+		"--partitions", "4", "--record-bytes", "512", "--chart", chart)
 	for _, want := range []string{"TARGET", "sluice", "kfake", "sluice/kfake", "P99", "LATENCY", "WITHIN"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("bench output lacks %q:\n%s", want, r.stdout)
 		}
+	}
+	// The chart has a line per target in each line chart, in the
+	// targets' colours, and every cell of the text tables.
+	page, err := os.ReadFile(chart)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := parseReport(t, string(page))
+	for _, fig := range []string{chartIDThroughput, chartIDLatencyOverTime} {
+		var got []string
+		for _, l := range doc.linesIn(fig) {
+			got = append(got, l.target+" "+l.color)
+		}
+		if want := []string{"sluice " + colorSluice, "kfake " + colorKfake}; !slices.Equal(got, want) {
+			t.Errorf("%s: lines %v, want %v", fig, got, want)
+		}
+	}
+	for _, line := range strings.Split(r.stdout, "\n") {
+		if line == "" || strings.HasPrefix(line, "LATENCY") {
+			continue
+		}
+		// tabwriter pads columns with at least two spaces.
+		for _, cell := range regexp.MustCompile(`\s{2,}`).Split(strings.TrimSpace(line), -1) {
+			if !slices.Contains(doc.cells, cell) {
+				t.Errorf("chart lacks the table cell %q", cell)
+			}
+		}
+	}
+	if !strings.Contains(string(page), `<tr class="ratio"><td>sluice/kfake</td>`) {
+		t.Error("chart has no ratio row")
 	}
 	// The same in flight against both: idempotence off, 3 requests.
 	r = mustRun(t, addr, "", "bench", "produce", "--against", "both", "--duration", "300ms",
@@ -435,6 +468,84 @@ func TestBenchProduceBoth(t *testing.T) {
 	// Fresh topics are deleted afterwards.
 	if r = mustRun(t, addr, "", "topic", "list"); strings.Contains(r.stdout, "sluice-bench-") {
 		t.Errorf("bench left its topic:\n%s", r.stdout)
+	}
+}
+
+// TestBenchChart checks --chart against the JSON of the same run: one
+// line per target with a point per interval of the series, and the
+// figures of the table.
+func TestBenchChart(t *testing.T) {
+	addr := startKfake(t) // unused: --against kfake starts its own
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		kind      string
+		args      []string
+		pointsMin int
+	}{
+		{"produce", []string{"--duration", "500ms"}, 3},
+		// Reading 2 MiB takes well under one 100 ms interval.
+		{"consume", []string{"--bytes", "2MiB", "--duration", "1s"}, 1},
+	} {
+		t.Run(tc.kind, func(t *testing.T) {
+			chart := filepath.Join(dir, tc.kind+".html")
+			args := append([]string{"bench", tc.kind, "--against", "kfake", "--partitions", "2", "--format", "json", "--chart", chart}, tc.args...)
+			r := mustRun(t, addr, "", args...)
+			if !strings.Contains(r.stderr, "chart written to "+chart) {
+				t.Errorf("stderr:\n%s", r.stderr)
+			}
+			var rs []struct {
+				Records  int64         `json:"records"`
+				MBPerSec float64       `json:"mb_per_s"`
+				Series   []seriesPoint `json:"series"`
+			}
+			if err := json.Unmarshal([]byte(r.stdout), &rs); err != nil || len(rs) != 1 {
+				t.Fatalf("json (%v):\n%s", err, r.stdout)
+			}
+			series := rs[0].Series
+			if len(series) < tc.pointsMin || len(series) > seriesPointsMax {
+				t.Fatalf("%d points in the series", len(series))
+			}
+			var records float64
+			for i, p := range series {
+				if p.TSec <= 0 || (i > 0 && p.TSec <= series[i-1].TSec) || p.MBPerSec < 0 {
+					t.Fatalf("series point %d: %+v", i, p)
+				}
+				dt := p.TSec
+				if i > 0 {
+					dt -= series[i-1].TSec
+				}
+				records += p.RecordsPerSec * dt
+			}
+			// The series accounts for every record of the run.
+			if math.Abs(records-float64(rs[0].Records)) > 0.01*float64(rs[0].Records)+1 {
+				t.Errorf("series sums to %.0f records, the run has %d", records, rs[0].Records)
+			}
+			page, err := os.ReadFile(chart)
+			if err != nil {
+				t.Fatal(err)
+			}
+			doc := parseReport(t, string(page))
+			lines := doc.linesIn(chartIDThroughput)
+			if len(lines) != 1 || lines[0].target != "kfake" || lines[0].points != len(series) || lines[0].n != len(series) {
+				t.Errorf("throughput lines %+v, want one for kfake with %d points", lines, len(series))
+			}
+			for _, want := range []string{fmt.Sprint(rs[0].Records), fmt.Sprintf("%.1f", rs[0].MBPerSec)} {
+				if !slices.Contains(doc.cells, want) {
+					t.Errorf("chart table lacks %s", want)
+				}
+			}
+			if tc.kind == "produce" && len(doc.linesIn(chartIDLatencyOverTime)) != 1 {
+				t.Errorf("produce chart has no latency line")
+			}
+		})
+	}
+	// Only HTML, and the refusal comes before the run.
+	r := run(t, addr, "", "bench", "produce", "--against", "kfake", "--duration", "10s", "--chart", filepath.Join(dir, "c.png"))
+	if !errors.Is(r.err, ErrUsage) || !strings.Contains(r.err.Error(), "only .html is supported") || strings.Contains(r.stderr, "bench produce:") {
+		t.Errorf("--chart c.png: %v\n%s", r.err, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "c.png")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("c.png: %v", err)
 	}
 }
 
