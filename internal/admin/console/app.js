@@ -747,6 +747,7 @@ function recordBrowser(topic) {
   let last = null; // last response
   let seq = 0; // discards answers to superseded requests
   let loadedOnce = false;
+  let liveHW = null; // the shown partition's high watermark at the last poll
 
   const table = new Table({
     testid: 'records-table',
@@ -799,7 +800,10 @@ function recordBrowser(topic) {
     return v;
   }
 
+  // An error stays up until the next successful load, polls or not.
+  let errorShown = false;
   function setError(msg) {
+    errorShown = true;
     info.className = 'rb-info error';
     setText(info, msg);
   }
@@ -826,6 +830,7 @@ function recordBrowser(topic) {
     }
     if (my !== seq) return;
     last = r;
+    errorShown = false;
     render();
   }
 
@@ -833,12 +838,23 @@ function recordBrowser(topic) {
     if (!last) return;
     const recs = Array.isArray(last.records) ? last.records : [];
     table.update(recs);
+    renderInfo();
+  }
+
+  // renderInfo also runs on every poll: the records stay as loaded, but
+  // the partition grows, and "Newer" and the hint follow it.
+  function renderInfo() {
+    if (!last || errorShown) return;
+    const recs = Array.isArray(last.records) ? last.records : [];
     info.className = 'rb-info';
     const where = `partition ${last.partition} · log start ${fmtInt(last.log_start_offset)} · high watermark ${fmtInt(last.high_watermark)}`;
-    if (recs.length === 0) setText(info, `No records here: ${where}`);
-    else setText(info, `Offsets ${fmtInt(recs[0].offset)}–${fmtInt(recs[recs.length - 1].offset)} of ${where}`);
+    let msg = recs.length === 0 ? `No records here: ${where}`
+      : `Offsets ${fmtInt(recs[0].offset)}–${fmtInt(recs[recs.length - 1].offset)} of ${where}`;
+    const hw = liveHW !== null && String(last.partition) === partition.value ? Math.max(liveHW, last.high_watermark) : last.high_watermark;
+    if (hw > last.high_watermark) msg += ` · ${fmtInt(hw - last.high_watermark)} more since loaded`;
+    setText(info, msg);
     older.disabled = firstOffset() <= last.log_start_offset;
-    newer.disabled = nextOffset() >= last.high_watermark;
+    newer.disabled = nextOffset() >= hw;
   }
 
   function firstOffset() {
@@ -918,6 +934,9 @@ function recordBrowser(topic) {
         const v = String(x.partition);
         if (!have.has(v)) partition.append(el('option', { value: v }, `${v}`));
       }
+      const shown = parts.find((x) => String(x.partition) === partition.value);
+      liveHW = shown ? shown.high_watermark : null;
+      renderInfo();
       if (!loadedOnce && parts.length) {
         loadedOnce = true;
         await fetchRecords();
