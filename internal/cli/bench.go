@@ -57,6 +57,7 @@ type benchFlags struct {
 	rate        byteSize // produce only; 0 = as fast as the client goes
 	maxInFlight int      // 0 = kgo's default; see register
 	chart       string   // HTML report to write; "" = none
+	brokerURL   string   // produce only: the broker's /metrics, for its own latency
 }
 
 func benchCommand() *cobra.Command {
@@ -281,6 +282,9 @@ type produceResult struct {
 	MaxMs         float64 `json:"max_ms"`
 	Errors        int64   `json:"errors"`
 	FirstError    string  `json:"first_error,omitempty"`
+	// Broker is the broker's own produce latency over the run, with
+	// --broker-metrics (the sluice target only).
+	Broker *brokerLatency `json:"broker,omitempty"`
 	// Series is the run sampled per interval, for plotting.
 	Series []seriesPoint `json:"series"`
 
@@ -309,7 +313,26 @@ func benchProduceCommand(g *globals) *cobra.Command {
 					return err
 				}
 				stderrf(cmd, "bench produce: %s, topic %s ...\n", t, env.topic)
+				var before histSnapshot
+				scrape := t == targetSluice && f.brokerURL != ""
+				if scrape {
+					if before, err = scrapeHistogram(ctx, f.brokerURL, brokerProduceHistogram); err != nil {
+						env.close(ctx)
+						return fmt.Errorf("cli: --broker-metrics: %w", err)
+					}
+				}
 				r := produceLoad(ctx, env, int(f.recordBytes), f.duration, int64(f.bytes), int64(f.rate))
+				if scrape {
+					after, err := scrapeHistogram(context.WithoutCancel(ctx), f.brokerURL, brokerProduceHistogram)
+					if err == nil {
+						after, err = after.sub(before)
+					}
+					if err != nil {
+						stderrf(cmd, "bench produce: --broker-metrics: %v\n", err)
+					} else {
+						r.Broker = after.latency()
+					}
+				}
 				env.close(ctx)
 				results = append(results, r)
 				if ctx.Err() != nil {
@@ -330,6 +353,8 @@ func benchProduceCommand(g *globals) *cobra.Command {
 		},
 	}
 	f.register(cmd, benchProduceDurationDefault, 0)
+	cmd.Flags().StringVar(&f.brokerURL, "broker-metrics", "", "the Sluice broker's Prometheus endpoint (e.g. http://127.0.0.1:9644/metrics):\n"+
+		"also report the broker's own produce latency, receipt to acknowledgement, over the run")
 	cmd.Flags().Var(&f.rate, "rate", "offered load in value bytes per second, e.g. 50MB (0: as fast as possible;\n"+
 		"at full speed latency includes time queued in the client, so measure latency at a set rate)")
 	return cmd
@@ -438,7 +463,14 @@ func printProduceResults(cmd *cobra.Command, f *benchFlags, rs []produceResult) 
 		return err
 	}
 	fmt.Fprintln(w, "\nLATENCY (share of records acknowledged within)")
-	return printTable(w, latencyTable(rs))
+	if err := printTable(w, latencyTable(rs)); err != nil {
+		return err
+	}
+	if rows := brokerTable(rs); rows != nil {
+		fmt.Fprintln(w, "\nBROKER-SIDE PRODUCE LATENCY (receipt to acknowledgement, per partition, from "+brokerProduceHistogram+")")
+		return printTable(w, rows)
+	}
+	return nil
 }
 
 // printTable prints rows under a header; the first row is the header.
