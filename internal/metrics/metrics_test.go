@@ -391,7 +391,7 @@ func fullyLoaded(t *testing.T) (*Metrics, map[string]*dto.MetricFamily) {
 		StorageStats: func() storage.Stats { return storage.Stats{} },
 		DiskSpace:    DiskSpace(t.TempDir()),
 	})
-	m.ObserveRequest(0, 0, 0, false, server.Response{})
+	m.ObserveRequest(0, 0, 0, false, server.Response{ErrorCodes: []int16{3}})
 	m.ObserveProduce("t", 1, 1, 0)
 	m.ObserveFetch("t", 1, 1)
 	m.ObserveWALSync(1, 1, 0)
