@@ -373,6 +373,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	if got := text(row("groups-table", consoleGroup) + ` [data-testid=group-lag]`); got != fmt.Sprint(wantLag) {
 		t.Errorf("groups page lag %q, want %d", got, wantLag)
 	}
+	screenshot("console-groups")
 
 	// Group detail: the member, its assignment, the lag and the chart.
 	do("group page",
@@ -398,6 +399,13 @@ func TestConsoleInBrowser(t *testing.T) {
 	// History is sampled every 2 s: a line needs two samples.
 	waitJS("a drawn lag line", `(document.querySelector('[data-testid=lag-chart] path[data-testid=lag-line]')?.getAttribute('d') ?? "").includes("L")`)
 	screenshot("console-group")
+
+	// Broker: readiness and the configuration.
+	do("broker page",
+		chromedp.Click(chromedp.CSS(`[data-testid=nav-broker]`)),
+		chromedp.WaitVisible(chromedp.CSS(row("config-table", "node.id"))))
+	waitJS("readiness", `document.querySelector('[data-testid=readiness]')?.textContent === "ready"`)
+	screenshot("console-broker")
 
 	// Live update: more records raise partition 0's high watermark on
 	// the open topic page, with no reload.

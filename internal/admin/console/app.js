@@ -1138,13 +1138,19 @@ function brokerView() {
       { title: 'Source', text: (c) => c.source },
     ],
   });
+  // Settings that differ from the defaults are what an operator looks
+  // for first: marked like a topic's overrides.
+  const isSet = (c) => c.source !== 'default' && c.source !== 'DEFAULT_CONFIG';
   const render = () => {
     const q = filter.value.trim().toLowerCase();
-    table.update(entries.filter((c) => !q || c.name.toLowerCase().includes(q) || String(c.value).toLowerCase().includes(q)));
+    table.update(entries.filter((c) => !q || c.name.toLowerCase().includes(q) || String(c.value).toLowerCase().includes(q)),
+      (c) => (isSet(c) ? 'override' : ''));
+    setText(setCount, `${fmtInt(entries.length)} keys · ${fmtInt(entries.filter(isSet).length)} set`);
   };
   filter.addEventListener('input', render);
+  const setCount = el('span', { class: 'subtitle', testid: 'config-count' });
   const p = panel('Configuration', 'config-panel', el('div', { class: 'scroll-x' }, table.el));
-  p.head.append(el('span', { class: 'spacer' }), filter);
+  p.head.append(setCount, el('span', { class: 'spacer' }), filter);
   return {
     nav: 'broker',
     wantsHistory: false,
@@ -1155,7 +1161,8 @@ function brokerView() {
         getReady(), getJSON('/api/topics'), getJSON('/api/groups'), getJSON('/api/config')]);
       setText(cards.ready.value, ready.ok ? 'ready' : 'not ready');
       cards.ready.value.className = 'card-value text ' + (ready.ok ? 'state-ok' : 'state-bad');
-      setText(cards.ready.sub, ready.text);
+      // The reason matters only when not ready ("ready" twice says nothing).
+      setText(cards.ready.sub, ready.ok ? '' : ready.text);
       const ts = Array.isArray(topics.topics) ? topics.topics : [];
       setText(cards.topics.value, fmtInt(ts.length));
       setText(cards.partitions.value, fmtInt(ts.reduce((n, t) => n + (t.partitions || 0), 0)));
