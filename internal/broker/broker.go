@@ -217,6 +217,15 @@ type Observer interface {
 	// ObserveFetch: records (offsets) and bytes of one partition's
 	// records in a fetch response.
 	ObserveFetch(topic string, records, bytes int)
+	// ObserveProduceStages: where one produce request's time went, once
+	// per request with acks 1 or all. queue runs from receipt until its
+	// last batch was handed to the WAL (decoding, validation, the
+	// partition lock, waiting for WAL buffer space); wal from then until
+	// every batch was durable (acks=all: the group commit's window, write
+	// and fdatasync) or appended (acks=1); response from then until the
+	// response was written (waiting behind earlier responses on the
+	// connection, encoding, the socket write).
+	ObserveProduceStages(queue, wal, response time.Duration)
 }
 
 // topicState is one topic as the handlers see it. It is never modified

@@ -272,6 +272,9 @@ type producePending struct {
 
 	mu        sync.Mutex
 	remaining int // appends in flight, plus Handle's token
+	// For the observer: when Handle handed the last batch over, and when
+	// the last append completed.
+	handed, acked time.Time
 }
 
 type produceSlot struct {
@@ -299,6 +302,9 @@ func (p *producePending) release() {
 	p.mu.Lock()
 	p.remaining--
 	last := p.remaining == 0
+	if last && p.obs != nil {
+		p.acked = time.Now()
+	}
 	p.mu.Unlock()
 	if last {
 		close(p.done)
@@ -306,7 +312,21 @@ func (p *producePending) release() {
 }
 
 // finish releases Handle's token.
-func (p *producePending) finish() { p.release() }
+func (p *producePending) finish() {
+	if p.obs != nil {
+		p.mu.Lock()
+		p.handed = time.Now()
+		p.mu.Unlock()
+	}
+	p.release()
+}
+
+// observeStages reports the request's stages once its response is written
+// (server.Response.Release). p.mu is not needed: done was closed after the
+// last write to handed and acked.
+func (p *producePending) observeStages() {
+	p.obs.ObserveProduceStages(p.handed.Sub(p.received), p.acked.Sub(p.handed), time.Since(p.acked))
+}
 
 func (p *producePending) fail(slot *produceSlot, err error) {
 	if err == nil {
@@ -360,5 +380,9 @@ func (p *producePending) Wait(ctx context.Context) server.Response {
 		// the only way the client can learn of it.
 		return server.Response{NoResponse: true, Close: failed, ReuseRequest: true}
 	}
-	return server.Response{Msg: p.resp, ReuseRequest: true}
+	resp := server.Response{Msg: p.resp, ReuseRequest: true}
+	if p.obs != nil {
+		resp.Release = p.observeStages
+	}
+	return resp
 }

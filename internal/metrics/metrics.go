@@ -48,6 +48,10 @@ type Metrics struct {
 	completed       atomic.Uint64                             // ObserveRequest calls, for in-flight
 
 	produceDuration prometheus.Histogram
+	produceStages   *prometheus.HistogramVec
+	stageQueue      prometheus.Observer
+	stageWAL        prometheus.Observer
+	stageResponse   prometheus.Observer
 	syncDuration    prometheus.Histogram
 	syncBytes       prometheus.Histogram
 	syncRecords     prometheus.Histogram
@@ -109,6 +113,11 @@ func New(opts Options) (*Metrics, error) {
 			Help:    "Time from receiving a produce request's batches to acknowledging them.",
 			Buckets: latencyBuckets,
 		}),
+		produceStages: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "sluice_produce_stage_duration_seconds",
+			Help:    "Where a produce request's time goes: queue (receipt to handing its batches to the WAL), wal (to durable, or appended for acks=1), response (to the response written).",
+			Buckets: latencyBuckets,
+		}, []string{"stage"}),
 		syncDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "sluice_wal_sync_duration_seconds",
 			Help:    "Time of one WAL group commit: write and fdatasync.",
@@ -126,9 +135,12 @@ func New(opts Options) (*Metrics, error) {
 		}),
 	}
 	m.recoveryNanos.Store(-1)
+	m.stageQueue = m.produceStages.WithLabelValues("queue")
+	m.stageWAL = m.produceStages.WithLabelValues("wal")
+	m.stageResponse = m.produceStages.WithLabelValues("response")
 	cs := []prometheus.Collector{
 		m.requests, m.requestErrors, m.responseErrors, m.requestDuration,
-		m.produceDuration, m.syncDuration, m.syncBytes, m.syncRecords,
+		m.produceDuration, m.produceStages, m.syncDuration, m.syncBytes, m.syncRecords,
 		&collector{m: m},
 	}
 	if !opts.NoRuntimeMetrics {
@@ -230,6 +242,17 @@ func (m *Metrics) ObserveProduce(topic string, records, bytes int, d time.Durati
 	c.recordsIn.Add(uint64(max(records, 0)))
 	c.bytesIn.Add(uint64(max(bytes, 0)))
 	m.produceDuration.Observe(d.Seconds())
+}
+
+// ObserveProduceStages records where one produce request's time went
+// (broker.Observer says what each stage covers).
+func (m *Metrics) ObserveProduceStages(queue, wal, response time.Duration) {
+	if m == nil {
+		return
+	}
+	m.stageQueue.Observe(max(queue, 0).Seconds())
+	m.stageWAL.Observe(max(wal, 0).Seconds())
+	m.stageResponse.Observe(max(response, 0).Seconds())
 }
 
 // ObserveFetch records record bytes served to a consumer or follower from

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -112,6 +113,31 @@ next:
 	return 0, false
 }
 
+func histSum(t *testing.T, fams map[string]*dto.MetricFamily, name string, labels ...string) float64 {
+	t.Helper()
+	f := fams[name]
+	if f == nil {
+		t.Fatalf("%s missing", name)
+	}
+next:
+	for _, m := range f.Metric {
+		for i := 0; i+1 < len(labels); i += 2 {
+			found := false
+			for _, lp := range m.Label {
+				if lp.GetName() == labels[i] && lp.GetValue() == labels[i+1] {
+					found = true
+				}
+			}
+			if !found {
+				continue next
+			}
+		}
+		return m.GetHistogram().GetSampleSum()
+	}
+	t.Fatalf("%s%v missing", name, labels)
+	return 0
+}
+
 func expect(t *testing.T, fams map[string]*dto.MetricFamily, want float64, name string, labels ...string) {
 	t.Helper()
 	got, ok := value(fams, name, labels...)
@@ -182,6 +208,8 @@ func TestWorkloadValues(t *testing.T) {
 	m.ObserveProduce("events", 1, 100, time.Millisecond)
 	m.ObserveFetch("orders", 12, 1200)
 	m.ObserveFetch("orders", 0, 64)
+	m.ObserveProduceStages(time.Millisecond, 2*time.Millisecond, 500*time.Microsecond)
+	m.ObserveProduceStages(3*time.Millisecond, 4*time.Millisecond, -time.Millisecond) // clock step: 0
 	for i := range 8 {
 		key := int16(0) // Produce
 		if i >= 5 {
@@ -217,6 +245,12 @@ func TestWorkloadValues(t *testing.T) {
 	expect(t, fams, 12, "sluice_topic_sent_records_total", "topic", "orders")
 	expect(t, fams, 0, "sluice_topic_sent_bytes_total", "topic", "events")
 	expect(t, fams, 3, "sluice_produce_duration_seconds")
+	for stage, sum := range map[string]float64{"queue": .004, "wal": .006, "response": .0005} {
+		expect(t, fams, 2, "sluice_produce_stage_duration_seconds", "stage", stage)
+		if got := histSum(t, fams, "sluice_produce_stage_duration_seconds", "stage", stage); math.Abs(got-sum) > 1e-9 {
+			t.Errorf("stage %s sum %v, want %v", stage, got, sum)
+		}
+	}
 
 	expect(t, fams, 6, "sluice_requests_total", "api", "Produce")
 	expect(t, fams, 1, "sluice_response_errors_total", "api", "Produce", "error", "UNKNOWN_TOPIC_OR_PARTITION")
@@ -391,6 +425,7 @@ func fullyLoaded(t *testing.T) (*Metrics, map[string]*dto.MetricFamily) {
 		StorageStats: func() storage.Stats { return storage.Stats{} },
 		DiskSpace:    DiskSpace(t.TempDir()),
 	})
+	m.ObserveProduceStages(0, 0, 0)
 	m.ObserveRequest(0, 0, 0, false, server.Response{ErrorCodes: []int16{3}})
 	m.ObserveProduce("t", 1, 1, 0)
 	m.ObserveFetch("t", 1, 1)
