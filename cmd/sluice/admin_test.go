@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluice-io/sluice/internal/admin"
 	"github.com/sluice-io/sluice/internal/broker"
@@ -112,6 +113,28 @@ func TestServeAdminListener(t *testing.T) {
 		t.Fatalf("commit: %v %v", err, r.Error())
 	}
 
+	// A consumer reads all 100 back.
+	cons, err := kgo.NewClient(kgo.SeedBrokers(kafka), kgo.ConsumeTopics("m"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	for got := 0; got < 100; {
+		fs := cons.PollFetches(pctx)
+		if err := pctx.Err(); err != nil {
+			t.Fatalf("consumed %d of 100: %v", got, err)
+		}
+		got += fs.NumRecords()
+	}
+	// And a Kafka error inside a response: metadata of a missing topic.
+	md := kmsg.NewPtrMetadataRequest()
+	mt := kmsg.NewMetadataRequestTopic()
+	mt.Topic = kmsg.StringPtr("no-such-topic")
+	md.Topics = append(md.Topics, mt)
+	if _, err := md.RequestWith(pctx, cl); err != nil {
+		t.Fatal(err)
+	}
+
 	code, body := get("/metrics")
 	if code != http.StatusOK {
 		t.Fatalf("/metrics: %d", code)
@@ -149,6 +172,23 @@ func TestServeAdminListener(t *testing.T) {
 	}
 	if v := value("sluice_partition_high_watermark", map[string]string{"topic": "m", "partition": "0"}); v != 100 {
 		t.Fatalf("high watermark: %v", v)
+	}
+	// Produced and fetched bytes are whole batches: the partition's size.
+	size := value("sluice_partition_size_bytes", map[string]string{"topic": "m", "partition": "0"})
+	if in := value("sluice_topic_received_bytes_total", map[string]string{"topic": "m"}); in != size || size == 0 {
+		t.Fatalf("bytes in %v, partition size %v", in, size)
+	}
+	if out := value("sluice_topic_sent_bytes_total", map[string]string{"topic": "m"}); out != size {
+		t.Fatalf("bytes out %v, want the partition's %v", out, size)
+	}
+	if v := value("sluice_topic_sent_records_total", map[string]string{"topic": "m"}); v != 100 {
+		t.Fatalf("records out: %v, want 100", v)
+	}
+	if v := value("sluice_response_errors_total", map[string]string{"api": "Metadata", "error": "UNKNOWN_TOPIC_OR_PARTITION"}); v != 1 {
+		t.Fatalf("metadata errors: %v, want 1\n%s", v, grep(body, "sluice_response_errors"))
+	}
+	if f := families["sluice_produce_stage_duration_seconds"]; f == nil || len(f.GetMetric()) != 3 || f.GetMetric()[0].GetHistogram().GetSampleCount() == 0 {
+		t.Fatalf("produce stages: %v", f)
 	}
 	if v := value("sluice_consumer_lag", map[string]string{"group": "mg", "topic": "m", "partition": "0"}); v != 60 {
 		t.Fatalf("lag: %v, want 60", v)
