@@ -61,6 +61,12 @@ func (p *Partition) BeginFlush() (*PendingFlush, error) {
 		}
 	}
 	f.snap = p.prepareSnapshotLocked()
+	switch {
+	case f.snap != nil && f.snap.inline:
+		f.st.Producers = f.snap.data
+	case f.snap == nil && p.mu.inlineAt == p.mu.end:
+		f.st.Producers = p.mu.inline // unchanged since the last flush
+	}
 	f.dirDirty = p.mu.dirDirty
 	p.mu.dirty, p.mu.dirDirty = false, false
 	return f, nil
@@ -278,6 +284,10 @@ func (p *Partition) reloadProducersLocked(full bool) error {
 	if err := p.removeSnapshotsAbove(names, p.mu.end); err != nil {
 		return err
 	}
-	_, err = p.loadProducersLocked(names, p.mu.end, full)
+	var inline []byte
+	if p.mu.inlineAt >= 0 && p.mu.inlineAt <= p.mu.end {
+		inline = p.mu.inline
+	}
+	_, err = p.loadProducersLocked(names, p.mu.end, full, inline)
 	return err
 }

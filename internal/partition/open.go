@@ -43,6 +43,7 @@ func newPartition(o Options) *Partition {
 	p.mu.pending = map[int64]*pendingProducer{}
 	p.mu.changed = make(chan struct{})
 	p.mu.created = now()
+	p.mu.inlineAt = -1
 	return p
 }
 
@@ -180,10 +181,11 @@ func Open(o Options, cp *FlushState) (*Partition, RecoveryStats, error) {
 	// covers (a later one may describe data a crash took), scanning
 	// the log after it. Without a checkpoint entry, from the start.
 	limit, full := int64(-1), cp == nil
+	var inline []byte
 	if cp != nil {
-		limit = cp.Next
+		limit, inline = cp.Next, cp.Producers
 	}
-	if st.Producers, err = p.loadProducersLocked(names, limit, full); err != nil {
+	if st.Producers, err = p.loadProducersLocked(names, limit, full, inline); err != nil {
 		return fail(err)
 	}
 	if err := p.removeSnapshotsAbove(names, p.mu.end); err != nil {

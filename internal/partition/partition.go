@@ -153,6 +153,11 @@ type FlushState struct {
 	// CleanedTo is where the dirty (not yet compacted) part of a
 	// compacted log starts, so a restart does not compact it all again.
 	CleanedTo int64
+	// Producers is the producer-state snapshot at Next (the snapshot
+	// file's encoding, docs/format/producer.md) when it is small enough
+	// to travel in the checkpoint (InlineSnapshotBytesMax); nil when the
+	// state is in a snapshot file instead. The caller must not modify it.
+	Producers []byte
 }
 
 // Partition is one partition's log.
@@ -200,6 +205,10 @@ type Partition struct {
 		// snapshots are the offsets of the snapshot files, ascending.
 		prodDirty bool
 		snapshots []int64
+		// inline is the last snapshot a flush put in its FlushState,
+		// taken at inlineAt (-1: none since the last file snapshot).
+		inline   []byte
+		inlineAt int64
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -42,6 +43,13 @@ const (
 	// the newest is damaged.
 	snapshotsKept = 2
 )
+
+// InlineSnapshotBytesMax is the largest producer-state snapshot a flush
+// hands to the checkpoint (FlushState.Producers) instead of writing a file:
+// about five producers. Most partitions have one or two, and a snapshot
+// file per partition per checkpoint costs a create, a rename and a remove
+// each: with thousands of partitions, seconds per checkpoint.
+const InlineSnapshotBytesMax = 1 << 10
 
 type pendingProducer struct {
 	entry *producer.Entry
@@ -323,9 +331,10 @@ func cleanProducerFiles(fsys vfs.FS, dir string, names []string) ([]string, erro
 // log after it; or, with no usable snapshot (or full set, or a segment
 // below the snapshot without a transaction index), from the start of the
 // log. names are the directory's entries.
-func (p *Partition) loadProducersLocked(names []string, limit int64, full bool) (ProducerRecovery, error) {
+func (p *Partition) loadProducersLocked(names []string, limit int64, full bool, inline []byte) (ProducerRecovery, error) {
 	rec := ProducerRecovery{Snapshot: -1}
 	snaps := listSnapshots(names)
+	p.mu.inline, p.mu.inlineAt = nil, -1
 	hasTxn := map[int64]bool{}
 	for _, n := range names {
 		if base, suf, ok := segment.ParseName(n); ok && suf == segment.TxnIndexSuffix {
@@ -337,7 +346,15 @@ func (p *Partition) loadProducersLocked(names []string, limit int64, full bool) 
 
 	var st *producer.State
 	at := segs[0].Base()
-	for i := len(snaps) - 1; i >= 0 && !full; i-- {
+	// The checkpoint's inline snapshot is at its flushed position: no
+	// file can be newer and still below it.
+	if len(inline) > 0 && !full {
+		if s, off, err := producer.DecodeSnapshot(p.id.String()+" checkpoint", inline, p.prodOpts); err == nil && off <= limit && off <= p.mu.end {
+			st, at = s, off
+			p.mu.inline, p.mu.inlineAt = inline, off
+		}
+	}
+	for i := len(snaps) - 1; i >= 0 && !full && st == nil; i-- {
 		if snaps[i] > limit || snaps[i] > p.mu.end {
 			continue
 		}
@@ -380,6 +397,7 @@ func (p *Partition) loadProducersLocked(names []string, limit int64, full bool) 
 	if st == nil {
 		st, at = producer.New(p.prodOpts), segs[0].Base()
 		clear(kept)
+		p.mu.inline, p.mu.inlineAt = nil, -1
 	} else {
 		rec.Snapshot = at
 	}
@@ -432,6 +450,9 @@ func (p *Partition) loadProducersLocked(names []string, limit int64, full bool) 
 	// A state that no snapshot at the end describes gets one at the
 	// next checkpoint, so the next recovery need not scan again.
 	p.mu.prodDirty = rec.Snapshot != p.mu.end
+	if p.mu.inlineAt != p.mu.end {
+		p.mu.inline, p.mu.inlineAt = nil, -1
+	}
 	return rec, nil
 }
 
@@ -487,24 +508,31 @@ type snapshotJob struct {
 	data   []byte
 	offset int64
 	drop   []int64 // older snapshots to remove once the new one is in place
+	// inline: data travels in the FlushState (and so in the checkpoint)
+	// instead of a file; run only removes the files it supersedes.
+	inline bool
 }
 
 // prepareSnapshotLocked captures a snapshot for a flush, when the state or
-// the end moved since the last one. Expired producers go first.
+// the end moved since the last one. Expired producers go first. A small
+// snapshot goes inline (InlineSnapshotBytesMax); a large one to a file.
 func (p *Partition) prepareSnapshotLocked() *snapshotJob {
 	if p.mu.producers.RemoveExpired(p.now()) > 0 {
 		p.mu.prodDirty = true
 	}
-	newest := int64(-1)
+	newest := max(p.mu.inlineAt, -1)
 	if n := len(p.mu.snapshots); n > 0 {
-		newest = p.mu.snapshots[n-1]
+		newest = max(newest, p.mu.snapshots[n-1])
 	}
 	if !p.mu.prodDirty && newest == p.mu.end {
 		return nil
 	}
 	j := &snapshotJob{data: p.mu.producers.Snapshot(p.mu.end), offset: p.mu.end}
+	j.inline = len(j.data) <= InlineSnapshotBytesMax
 	for _, s := range p.mu.snapshots {
-		if s != newest && s != j.offset {
+		// Inline, every file is superseded (recovery falls back to a
+		// scan if a crash leaves the previous checkpoint needing one).
+		if j.inline || (s != newest && s != j.offset) {
 			j.drop = append(j.drop, s)
 		}
 	}
@@ -516,6 +544,9 @@ func (p *Partition) prepareSnapshotLocked() *snapshotJob {
 // renamed) and removes the ones it supersedes. The caller syncs the
 // directory.
 func (j *snapshotJob) run(p *Partition, sync bool) error {
+	if j.inline {
+		return j.dropFiles(p)
+	}
 	path := filepath.Join(p.dir, snapshotName(j.offset))
 	tmp := path + tmpSuffix
 	f, err := p.fs.Create(tmp)
@@ -535,6 +566,10 @@ func (j *snapshotJob) run(p *Partition, sync bool) error {
 	if err != nil {
 		return fmt.Errorf("partition: snapshot %s: %w", path, err)
 	}
+	return j.dropFiles(p)
+}
+
+func (j *snapshotJob) dropFiles(p *Partition) error {
 	for _, s := range j.drop {
 		if err := p.fs.Remove(filepath.Join(p.dir, snapshotName(s))); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("partition: remove snapshot: %w", err)
@@ -545,6 +580,12 @@ func (j *snapshotJob) run(p *Partition, sync bool) error {
 
 // finishSnapshotLocked records a written snapshot.
 func (p *Partition) finishSnapshotLocked(j *snapshotJob) {
+	if j.inline {
+		p.mu.inline, p.mu.inlineAt = j.data, j.offset
+		p.mu.snapshots = slices.DeleteFunc(p.mu.snapshots, func(s int64) bool { return containsOffset(j.drop, s) })
+		return
+	}
+	p.mu.inline, p.mu.inlineAt = nil, -1
 	keep := p.mu.snapshots[:0]
 	for _, s := range p.mu.snapshots {
 		if s != j.offset && !containsOffset(j.drop, s) {

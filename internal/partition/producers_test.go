@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluice-io/sluice/internal/batch"
 	"github.com/sluice-io/sluice/internal/producer"
@@ -381,4 +382,101 @@ func TestCompactionKeepsTxnIndex(t *testing.T) {
 		t.Fatalf("nothing compacted: %+v", st)
 	}
 	checkAborted(t, h.p, want)
+}
+
+// snapshotFiles lists the partition's snapshot files.
+func snapshotFiles(t *testing.T, h *harness) []string {
+	t.Helper()
+	names, err := h.fs.ReadDir("p-0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, n := range names {
+		if strings.HasSuffix(n, snapshotSuffix) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// A small producer state travels inline in the FlushState, with no file; a
+// large one goes to a file; either way recovery from the flush's state uses
+// it and scans only the tail; moving between the two leaves no stale file.
+func TestSnapshotInlineOrFile(t *testing.T) {
+	h := newHarness(t, DefaultConfig())
+	ts := h.now.UnixMilli()
+	seq := map[int64]int32{}
+	produce := func(pids ...int64) {
+		for _, pid := range pids {
+			h.append(idem(t, pid, 0, seq[pid], 2, false, ts))
+			seq[pid] += 2
+		}
+	}
+	reopen := func(st FlushState) RecoveryStats {
+		t.Helper()
+		before := h.p.ProducerState()
+		h.p.Close()
+		p, rs, err := Open(h.opts(), &st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.p = p
+		if !p.ProducerState().Equal(before) {
+			t.Fatalf("state after recovery differs: %+v vs %+v", p.Producers(), before.Producers())
+		}
+		return rs
+	}
+
+	// Two producers: inline.
+	produce(1, 2, 1)
+	st, err := h.p.Flush()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Producers) == 0 || len(st.Producers) > InlineSnapshotBytesMax {
+		t.Fatalf("two producers: %d bytes inline", len(st.Producers))
+	}
+	if files := snapshotFiles(t, h); len(files) != 0 {
+		t.Fatalf("inline snapshot also wrote %v", files)
+	}
+	// Unchanged: the next flush carries the same state.
+	if st2, err := h.p.Flush(); err != nil || !slices.Equal(st2.Producers, st.Producers) {
+		t.Fatalf("unchanged flush: %d bytes, %v", len(st2.Producers), err)
+	}
+	produce(2)
+	if rs := reopen(st); rs.Producers.Snapshot != st.Next || rs.Producers.ScannedBatches != 1 {
+		t.Fatalf("recovery from inline: %+v", rs.Producers)
+	}
+
+	// Twenty producers: a file, and nothing inline.
+	for pid := int64(10); pid < 30; pid++ {
+		produce(pid)
+	}
+	st, err = h.p.Flush()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Producers != nil || len(snapshotFiles(t, h)) != 1 {
+		t.Fatalf("large state: %d bytes inline, files %v", len(st.Producers), snapshotFiles(t, h))
+	}
+	produce(1)
+	if rs := reopen(st); rs.Producers.Snapshot != st.Next || rs.Producers.ScannedBatches != 1 {
+		t.Fatalf("recovery from a file: %+v", rs.Producers)
+	}
+
+	// Producers expire (no batch for producer.id.expiration.ms): small
+	// again, inline again, and the file goes.
+	h.now = h.now.Add(8 * 24 * time.Hour)
+	h.append(idem(t, 99, 0, 0, 1, false, h.now.UnixMilli()))
+	st, err = h.p.Flush()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Producers) == 0 || len(snapshotFiles(t, h)) != 0 {
+		t.Fatalf("after expiry: %d bytes inline, files %v", len(st.Producers), snapshotFiles(t, h))
+	}
+	if rs := reopen(st); rs.Producers.Snapshot != st.Next || rs.Producers.ScannedBatches != 0 {
+		t.Fatalf("recovery after expiry: %+v", rs.Producers)
+	}
 }

@@ -16,17 +16,20 @@ import (
 //
 //	magic "SLCK" | version u16 | flags u16 | wal position u64 | count u32
 //	count x (topic id [16] | partition i32 | segment base i64 |
-//	         position i64 | next i64 | log start i64 | cleaned to i64)
+//	         position i64 | next i64 | log start i64 | cleaned to i64 |
+//	         producers length u32 | producers bytes)
 //	crc32c u32 over everything before it
 //
-// Version 1 entries lack cleaned to (read as 0: all dirty).
+// Version 1 entries end at log start (cleaned to reads as 0: all dirty);
+// version 2 entries at cleaned to (no inline producer snapshot).
 const (
 	checkpointName    = "checkpoint"
 	checkpointMagic   = "SLCK"
-	checkpointVersion = 2
+	checkpointVersion = 3
 	cpHeaderSize      = 4 + 2 + 2 + 8 + 4
 	cpEntrySizeV1     = 16 + 4 + 8 + 8 + 8 + 8
-	cpEntrySize       = cpEntrySizeV1 + 8
+	cpEntrySizeV2     = cpEntrySizeV1 + 8
+	cpEntryMinSize    = cpEntrySizeV2 + 4 // version 3, without producer bytes
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -40,7 +43,11 @@ type checkpoint struct {
 }
 
 func encodeCheckpoint(cp checkpoint) []byte {
-	b := make([]byte, 0, cpHeaderSize+len(cp.parts)*cpEntrySize+4)
+	size := cpHeaderSize + 4
+	for _, st := range cp.parts {
+		size += cpEntryMinSize + len(st.Producers)
+	}
+	b := make([]byte, 0, size)
 	b = append(b, checkpointMagic...)
 	b = binary.BigEndian.AppendUint16(b, checkpointVersion)
 	b = binary.BigEndian.AppendUint16(b, 0)
@@ -54,6 +61,8 @@ func encodeCheckpoint(cp checkpoint) []byte {
 		b = binary.BigEndian.AppendUint64(b, uint64(st.Next))
 		b = binary.BigEndian.AppendUint64(b, uint64(st.LogStart))
 		b = binary.BigEndian.AppendUint64(b, uint64(st.CleanedTo))
+		b = binary.BigEndian.AppendUint32(b, uint32(len(st.Producers)))
+		b = append(b, st.Producers...)
 	}
 	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 }
@@ -69,11 +78,14 @@ func decodeCheckpoint(path string, b []byte) (checkpoint, error) {
 		return bad(0, "magic %q", b[:4])
 	}
 	v := binary.BigEndian.Uint16(b[4:])
-	entrySize := cpEntrySize
+	var fixed int
 	switch v {
-	case checkpointVersion:
 	case 1:
-		entrySize = cpEntrySizeV1
+		fixed = cpEntrySizeV1
+	case 2:
+		fixed = cpEntrySizeV2
+	case 3:
+		fixed = cpEntryMinSize
 	default:
 		return bad(4, "version %d, this binary reads 1 to %d", v, checkpointVersion)
 	}
@@ -82,12 +94,16 @@ func decodeCheckpoint(path string, b []byte) (checkpoint, error) {
 		return bad(len(b)-4, "crc %#08x, computed %#08x", sum, got)
 	}
 	n := int(binary.BigEndian.Uint32(b[16:]))
-	if len(body) != cpHeaderSize+n*entrySize {
+	if n > (len(body)-cpHeaderSize)/fixed {
 		return bad(16, "%d entries do not fit %d bytes", n, len(body))
 	}
 	cp := checkpoint{lsn: binary.BigEndian.Uint64(b[8:]), parts: make(map[partKey]partition.FlushState, n)}
+	off := cpHeaderSize
 	for i := 0; i < n; i++ {
-		e := body[cpHeaderSize+i*entrySize:]
+		if len(body)-off < fixed {
+			return bad(off, "entry %d of %d is cut short", i, n)
+		}
+		e := body[off:]
 		var k partKey
 		copy(k.topicID[:], e[:16])
 		k.partition = int32(binary.BigEndian.Uint32(e[16:]))
@@ -97,10 +113,27 @@ func decodeCheckpoint(path string, b []byte) (checkpoint, error) {
 			Next:        int64(binary.BigEndian.Uint64(e[36:])),
 			LogStart:    int64(binary.BigEndian.Uint64(e[44:])),
 		}
-		if entrySize >= cpEntrySize {
+		if v >= 2 {
 			st.CleanedTo = int64(binary.BigEndian.Uint64(e[52:]))
 		}
+		off += fixed
+		if v >= 3 {
+			m := int(binary.BigEndian.Uint32(e[60:]))
+			if m > partition.InlineSnapshotBytesMax || m > len(body)-off {
+				return bad(off-4, "entry %d: %d bytes of producer state", i, m)
+			}
+			if m > 0 {
+				st.Producers = append([]byte(nil), body[off:off+m]...)
+			}
+			off += m
+		}
+		if _, dup := cp.parts[k]; dup {
+			return bad(off, "entry %d repeats partition %d", i, k.partition)
+		}
 		cp.parts[k] = st
+	}
+	if off != len(body) {
+		return bad(off, "%d bytes after the last entry", len(body)-off)
 	}
 	return cp, nil
 }

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"math/rand/v2"
+	"reflect"
 	"sort"
 	"sync"
 	"testing"
@@ -480,26 +482,38 @@ func TestCleanedToSurvivesRestart(t *testing.T) {
 	checkKeys(t, records(t, p), acked, latest)
 }
 
-// A version 1 checkpoint (before cleaned to) still reads, as all dirty.
-func TestCheckpointV1(t *testing.T) {
+// Older checkpoints still read: version 1 (before cleaned to) as all
+// dirty, version 2 (before inline producer state) with none inline.
+func TestCheckpointVersions(t *testing.T) {
 	var k partKey
 	k.topicID, k.partition = topicID(3), 2
-	cp := checkpoint{lsn: 77, parts: map[partKey]partition.FlushState{k: {SegmentBase: 10, Position: 20, Next: 30, LogStart: 5, CleanedTo: 25}}}
-	v2 := encodeCheckpoint(cp)
-	// Rebuild the same file in version 1: no cleaned to, its own CRC.
-	v1 := append([]byte(nil), v2[:cpHeaderSize+cpEntrySizeV1]...)
-	binary.BigEndian.PutUint16(v1[4:], 1)
-	v1 = binary.BigEndian.AppendUint32(v1, crc32.Checksum(v1, castagnoli))
-	got, err := decodeCheckpoint("checkpoint", v1)
-	if err != nil {
-		t.Fatal(err)
+	cp := checkpoint{lsn: 77, parts: map[partKey]partition.FlushState{k: {SegmentBase: 10, Position: 20, Next: 30, LogStart: 5, CleanedTo: 25, Producers: []byte("state")}}}
+	v3 := encodeCheckpoint(cp)
+	got, err := decodeCheckpoint("checkpoint", v3)
+	if err != nil || !reflect.DeepEqual(got, cp) {
+		t.Fatalf("v3 round trip %+v, %v", got, err)
 	}
-	want := cp.parts[k]
-	want.CleanedTo = 0
-	if got.lsn != 77 || got.parts[k] != want {
-		t.Fatalf("v1 decoded %+v", got)
+	// Rebuild the same file in older versions: shorter entries, own CRC.
+	for _, tc := range []struct {
+		version uint16
+		entry   int
+		want    partition.FlushState
+	}{
+		{1, cpEntrySizeV1, partition.FlushState{SegmentBase: 10, Position: 20, Next: 30, LogStart: 5}},
+		{2, cpEntrySizeV2, partition.FlushState{SegmentBase: 10, Position: 20, Next: 30, LogStart: 5, CleanedTo: 25}},
+	} {
+		old := append([]byte(nil), v3[:cpHeaderSize+tc.entry]...)
+		binary.BigEndian.PutUint16(old[4:], tc.version)
+		old = binary.BigEndian.AppendUint32(old, crc32.Checksum(old, castagnoli))
+		got, err := decodeCheckpoint("checkpoint", old)
+		if err != nil || got.lsn != 77 || !reflect.DeepEqual(got.parts[k], tc.want) {
+			t.Fatalf("v%d decoded %+v, %v", tc.version, got, err)
+		}
 	}
-	if got, err := decodeCheckpoint("checkpoint", v2); err != nil || got.parts[k] != cp.parts[k] {
-		t.Fatalf("v2 round trip %+v, %v", got, err)
+	// An inline state larger than any flush writes is corruption.
+	big := cp
+	big.parts = map[partKey]partition.FlushState{k: {Producers: make([]byte, partition.InlineSnapshotBytesMax+1)}}
+	if _, err := decodeCheckpoint("checkpoint", encodeCheckpoint(big)); !errors.Is(err, ErrCorruptCheckpoint) {
+		t.Fatalf("oversized producer state: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"reflect"
 	"testing"
 
 	"github.com/sluice-io/sluice/internal/partition"
@@ -11,6 +12,10 @@ import (
 func FuzzDecodeCheckpoint(f *testing.F) {
 	f.Add(encodeCheckpoint(checkpoint{lsn: 7, parts: map[partKey]partition.FlushState{{partition: 1}: {SegmentBase: 3, Position: 9, Next: 12, LogStart: 1}}}))
 	f.Add(encodeCheckpoint(checkpoint{parts: map[partKey]partition.FlushState{}}))
+	f.Add(encodeCheckpoint(checkpoint{lsn: 9, parts: map[partKey]partition.FlushState{
+		{partition: 1}: {Next: 4, CleanedTo: 2, Producers: []byte("snapshot")},
+		{partition: 2}: {Next: 8},
+	}}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		cp, err := decodeCheckpoint("checkpoint", b)
 		if err != nil {
@@ -21,7 +26,7 @@ func FuzzDecodeCheckpoint(f *testing.F) {
 			t.Fatalf("round trip: %v", err)
 		}
 		for k, v := range cp.parts {
-			if again.parts[k] != v {
+			if !reflect.DeepEqual(again.parts[k], v) {
 				t.Fatalf("entry %v changed", k)
 			}
 		}
