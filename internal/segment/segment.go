@@ -228,8 +228,13 @@ func (s *Segment) Append(b []byte, h batch.Header) error {
 // writebackBytes is how much of a segment may be written before its
 // writeback is started. A checkpoint's fsync then finds little left to
 // write: without this, the data of a whole checkpoint interval is written
-// back at once and the WAL's fsync queues behind it.
-const writebackBytes = 1 << 20
+// back at once and the WAL's fsync queues behind it. Small, because
+// partitions fed at the same pace cross it together: at 1 MiB, 16
+// partitions started 16 MiB of writeback at once every few hundred
+// milliseconds, and the WAL commits behind it made the p99 append latency
+// 6-9 ms; at 64 KiB it was 1.8-3 ms (sluice bench storage's latency test,
+// 16 KiB batches at a quarter of peak).
+const writebackBytes = 64 << 10
 
 func (s *Segment) startWriteback() {
 	if s.size-s.writebackFrom < writebackBytes {
