@@ -44,35 +44,8 @@ func TestAdminSourceNotReadyWhileRecovering(t *testing.T) {
 // /api/groups reports the lag, and the console's API answers from the real
 // broker: topic configs, records, a live group's members and the history.
 func TestServeAdminListener(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := loadConfig(flags(t, "--listeners", "127.0.0.1:0", "--log.dirs", t.TempDir()), env(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.adminListener = ln
-	c.opts.Group.InitialRebalanceDelay = -1
-	ctx, cancel := context.WithCancel(context.Background())
-	addr := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, c, io.Discard, func(b *broker.Broker) { addr <- b.Addr().String() }) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	}()
-	var kafka string
-	select {
-	case kafka = <-addr:
-	case err := <-done:
-		t.Fatalf("serve: %v", err)
-	case <-time.After(20 * time.Second):
-		t.Fatal("serve did not start")
-	}
-	base := "http://" + ln.Addr().String()
+	ctx := t.Context()
+	kafka, base := startServed(t, ctx)
 	get := func(path string) (int, []byte) {
 		t.Helper()
 		resp, err := http.Get(base + path)
@@ -82,13 +55,6 @@ func TestServeAdminListener(t *testing.T) {
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, b
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for code, _ := get("/readyz"); code != http.StatusOK; code, _ = get("/readyz") {
-		if time.Now().After(deadline) {
-			t.Fatalf("/readyz still %d", code)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 
 	// The workload: 100 records of 100 bytes to one partition, and a
@@ -343,4 +309,56 @@ func grep(b []byte, s string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// startServed runs `sluice serve` with the admin listener on a loopback
+// port and returns the Kafka and admin addresses once /readyz answers 200;
+// the broker stops (and must stop cleanly) when the test ends.
+func startServed(t *testing.T, ctx context.Context) (kafka, adminBase string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := loadConfig(flags(t, "--listeners", "127.0.0.1:0", "--log.dirs", t.TempDir()), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.adminListener = ln
+	c.opts.Group.InitialRebalanceDelay = -1
+	sctx, cancel := context.WithCancel(ctx)
+	addr := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- serve(sctx, c, io.Discard, func(b *broker.Broker) { addr <- b.Addr().String() }) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	select {
+	case kafka = <-addr:
+	case err := <-done:
+		t.Fatalf("serve: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve did not start")
+	}
+	adminBase = "http://" + ln.Addr().String()
+	client := &http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := client.Get(adminBase + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz not 200 after 10 s: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	client.CloseIdleConnections()
+	return kafka, adminBase
 }

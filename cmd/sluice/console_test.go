@@ -5,8 +5,6 @@ import (
 	"context"
 	"fmt"
 	"image/png"
-	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -24,8 +22,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"github.com/sluice-io/sluice/internal/broker"
 )
 
 // consoleTestTimeout bounds the whole browser test: broker start, the
@@ -52,58 +48,6 @@ func findChromium(t *testing.T) string {
 	}
 	t.Skip(msg)
 	return ""
-}
-
-// startConsoleBroker runs `sluice serve` with the admin listener on a
-// loopback port, as TestServeAdminListener does, and returns the Kafka and
-// admin addresses once /readyz answers 200.
-func startConsoleBroker(t *testing.T, ctx context.Context) (kafka, adminBase string) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := loadConfig(flags(t, "--listeners", "127.0.0.1:0", "--log.dirs", t.TempDir()), env(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.adminListener = ln
-	c.opts.Group.InitialRebalanceDelay = -1
-	sctx, cancel := context.WithCancel(ctx)
-	addr := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() { done <- serve(sctx, c, io.Discard, func(b *broker.Broker) { addr <- b.Addr().String() }) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	select {
-	case kafka = <-addr:
-	case err := <-done:
-		t.Fatalf("serve: %v", err)
-	case <-time.After(20 * time.Second):
-		t.Fatal("serve did not start")
-	}
-	adminBase = "http://" + ln.Addr().String()
-	client := &http.Client{Timeout: 2 * time.Second}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := client.Get(adminBase + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/readyz not 200 after 10 s: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	client.CloseIdleConnections()
-	return kafka, adminBase
 }
 
 // The test's workload: a 3-partition topic with a per-topic config
@@ -159,7 +103,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	chromium := findChromium(t)
 	ctx, cancel := context.WithTimeout(context.Background(), consoleTestTimeout)
 	defer cancel()
-	kafka, adminBase := startConsoleBroker(t, ctx)
+	kafka, adminBase := startServed(t, ctx)
 	target, err := url.Parse(adminBase)
 	if err != nil {
 		t.Fatal(err)
