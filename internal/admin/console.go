@@ -17,7 +17,8 @@ import (
 // browser runs, as written. docs/console.md describes the pages.
 //
 //	GET /                 index.html (the single page; routes are #/...)
-//	GET /console/{file}   app.js, style.css, favicon.svg
+//	GET /console/{file}   style.css, favicon.svg, app.js and the ES modules
+//	                      it imports (./api.js, ...), all as text/javascript
 //
 // Any other path stays 404, as before the console existed.
 

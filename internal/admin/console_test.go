@@ -1,9 +1,13 @@
 package admin_test
 
 import (
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -18,7 +22,17 @@ func TestConsoleAssets(t *testing.T) {
 	}{
 		{"/", "text/html; charset=utf-8", `<script type="module" src="/console/app.js"></script>`},
 		{"/console/index.html", "text/html; charset=utf-8", "<!doctype html>"},
-		{"/console/app.js", "text/javascript; charset=utf-8", "function el("},
+		{"/console/app.js", "text/javascript; charset=utf-8", "from './api.js'"},
+		{"/console/api.js", "text/javascript; charset=utf-8", "export async function getJSON("},
+		{"/console/state.js", "text/javascript; charset=utf-8", "export const state"},
+		{"/console/dom.js", "text/javascript; charset=utf-8", "export function el("},
+		{"/console/format.js", "text/javascript; charset=utf-8", "export function fmtBytes("},
+		{"/console/charts.js", "text/javascript; charset=utf-8", "export function lineChart("},
+		{"/console/topics.js", "text/javascript; charset=utf-8", "export function topicsView("},
+		{"/console/topic.js", "text/javascript; charset=utf-8", "export function topicView("},
+		{"/console/groups.js", "text/javascript; charset=utf-8", "export function groupsView("},
+		{"/console/group.js", "text/javascript; charset=utf-8", "export function groupView("},
+		{"/console/broker.js", "text/javascript; charset=utf-8", "export function brokerView("},
 		{"/console/style.css", "text/css; charset=utf-8", ":root"},
 		{"/console/favicon.svg", "image/svg+xml", "<svg"},
 	} {
@@ -127,19 +141,102 @@ func TestConsoleReferencesResolve(t *testing.T) {
 	}
 }
 
-// Text from the API reaches the page as text only: the script parses no
-// HTML strings at all, so there is nothing to escape wrongly.
+// importRE finds a module's static imports ("import {a} from './x.js';"
+// and the bare "import './x.js';"); the console uses no dynamic import().
+var importRE = regexp.MustCompile(`(?m)^\s*import\s+(?:[^'"]*?\s+from\s+)?['"]([^'"]+)['"]`)
+
+// consoleScripts returns every script in console/ (read from the source
+// directory, so a module nothing imports is still checked) as served:
+// name -> body. Each must be served with a JavaScript type, which browsers
+// require of module scripts.
+func consoleScripts(t *testing.T, h http.Handler) map[string]string {
+	t.Helper()
+	entries, err := os.ReadDir("console")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make(map[string]string)
+	for _, e := range entries {
+		if e.IsDir() || path.Ext(e.Name()) != ".js" {
+			continue
+		}
+		code, body, hdr := get(t, h, "GET", "/console/"+e.Name())
+		if code != http.StatusOK || hdr.Get("Content-Type") != "text/javascript; charset=utf-8" {
+			t.Errorf("GET /console/%s: %d %q", e.Name(), code, hdr.Get("Content-Type"))
+			continue
+		}
+		out[e.Name()] = body
+	}
+	if out["app.js"] == "" {
+		t.Fatal("no app.js in console/")
+	}
+	return out
+}
+
+// index.html loads app.js alone; the browser finds the rest through its
+// imports. Every import is a sibling ("./x.js": console/ is flat and served
+// under /console/, and an origin or a bare name would need a build step or
+// break the CSP), every imported file is served, and every script is
+// reachable from app.js, so none is shipped dead.
+func TestConsoleModules(t *testing.T) {
+	h := newServer(t, newSource(), nil).Handler()
+	scripts := consoleScripts(t, h)
+	_, page, _ := get(t, h, "GET", "/")
+	tags := regexp.MustCompile(`<script[^>]*>`).FindAllString(page, -1)
+	if len(tags) != 1 || !strings.Contains(tags[0], `type="module"`) || !strings.Contains(tags[0], `src="/console/app.js"`) {
+		t.Errorf("index.html scripts %q, want app.js alone as a module", tags)
+	}
+
+	reached := map[string]bool{"app.js": true}
+	queue := []string{"app.js"}
+	for len(queue) > 0 {
+		name := queue[0]
+		queue = queue[1:]
+		for _, m := range importRE.FindAllStringSubmatch(scripts[name], -1) {
+			spec := m[1]
+			dep, ok := strings.CutPrefix(spec, "./")
+			if !ok || strings.Contains(dep, "/") || path.Ext(dep) != ".js" {
+				t.Errorf("%s imports %q, want a sibling module \"./name.js\"", name, spec)
+				continue
+			}
+			if _, ok := scripts[dep]; !ok {
+				t.Errorf("%s imports %q, which is not served", name, spec)
+				continue
+			}
+			if !reached[dep] {
+				reached[dep] = true
+				queue = append(queue, dep)
+			}
+		}
+	}
+	for name := range scripts {
+		if !reached[name] {
+			t.Errorf("%s is not imported from app.js: dead code, or a missing import", name)
+		}
+	}
+	if len(scripts) < 2 {
+		t.Errorf("found %d scripts, want app.js and the modules it imports", len(scripts))
+	}
+}
+
+// Text from the API reaches the page as text only: no script parses HTML
+// strings at all, so there is nothing to escape wrongly.
 func TestConsoleScriptBuildsNoHTML(t *testing.T) {
 	h := newServer(t, newSource(), nil).Handler()
-	_, js, _ := get(t, h, "GET", "/console/app.js")
-	for _, bad := range []string{"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "DOMParser", "createContextualFragment", "eval(", "new Function", "setAttribute('style'", ".style."} {
-		if strings.Contains(js, bad) {
-			t.Errorf("app.js uses %q", bad)
+	scripts := consoleScripts(t, h)
+	all := ""
+	for _, name := range slices.Sorted(maps.Keys(scripts)) {
+		js := scripts[name]
+		all += js
+		for _, bad := range []string{"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "DOMParser", "createContextualFragment", "eval(", "new Function", "setAttribute('style'", ".style.", "import("} {
+			if strings.Contains(js, bad) {
+				t.Errorf("%s uses %q", name, bad)
+			}
 		}
 	}
 	// API text is set through textContent (and the el/svg helpers).
-	if !strings.Contains(js, "textContent") || !strings.Contains(js, "createTextNode") {
-		t.Error("app.js sets no text through textContent/createTextNode")
+	if !strings.Contains(all, "textContent") || !strings.Contains(all, "createTextNode") {
+		t.Error("the scripts set no text through textContent/createTextNode")
 	}
 }
 
@@ -148,7 +245,10 @@ func TestConsoleScriptBuildsNoHTML(t *testing.T) {
 func TestConsoleTestIDs(t *testing.T) {
 	h := newServer(t, newSource(), nil).Handler()
 	_, page, _ := get(t, h, "GET", "/")
-	_, js, _ := get(t, h, "GET", "/console/app.js")
+	js := ""
+	for _, body := range consoleScripts(t, h) {
+		js += body
+	}
 	for _, id := range []string{
 		"nav-topics", "nav-groups", "nav-broker", "broker-name", "disconnected-banner", "ready-text",
 		"topics-table", "topic-link", "toggle-internal", "topic-spark", "topic-rate",
@@ -158,9 +258,9 @@ func TestConsoleTestIDs(t *testing.T) {
 		"groups-table", "group-link", "group-lag", "members-table", "member-id", "member-client", "member-assignments",
 		"lag-table", "lag-chart", "lag-line", "readiness", "config-table",
 	} {
-		// In app.js ids are string literals passed to el(), card() or panel().
+		// In the scripts ids are string literals passed to el(), card() or panel().
 		if !strings.Contains(page, `data-testid="`+id+`"`) && !strings.Contains(js, `'`+id+`'`) {
-			t.Errorf("data-testid %q is in neither index.html nor app.js", id)
+			t.Errorf("data-testid %q is in neither index.html nor a script", id)
 		}
 	}
 }
