@@ -136,8 +136,15 @@ func (e *Engine) checkpoint(trim bool) error {
 	if bulk {
 		syncErr = syncer.SyncFS(e.opts.Dir)
 	}
+	gone := make([]bool, len(parts))
 	for _, i := range dirty {
 		if flushes[i] == nil {
+			// Closed since the list was taken: its topic is being
+			// deleted, and a checkpoint without it is what the next
+			// start must see.
+			if errors.Is(errs[i], partition.ErrClosed) {
+				gone[i], errs[i] = true, nil
+			}
 			continue
 		}
 		err := errs[i]
@@ -151,6 +158,9 @@ func (e *Engine) checkpoint(trim bool) error {
 	}
 	cp := checkpoint{lsn: lsn, parts: make(map[partKey]partition.FlushState, len(parts))}
 	for i, p := range parts {
+		if gone[i] {
+			continue
+		}
 		id := p.ID()
 		cp.parts[partKey{id.TopicID, id.Partition}] = states[i]
 	}

@@ -475,3 +475,40 @@ func TestDiskFull(t *testing.T) {
 		})
 	}
 }
+
+// A partition closed while a checkpoint runs (its topic is being deleted)
+// is left out of that checkpoint instead of failing it: the WAL keeps
+// being trimmed for everyone else.
+func TestCheckpointSkipsClosedPartition(t *testing.T) {
+	o := testOptions(vfs.NewMem())
+	o.CheckpointBytes = 1 << 30
+	e, _, err := Open(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	r := rand.New(rand.NewPCG(1, 2))
+	var ps []*partition.Partition
+	for i := range 2 {
+		p, err := e.CreatePartition(partition.ID{Topic: "t", TopicID: topicID(1), Partition: int32(i)}, o.Partition)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.AppendSync(t.Context(), p, mkBatch(t, r, 1)); err != nil {
+			t.Fatal(err)
+		}
+		ps = append(ps, p)
+	}
+	// Closed but still listed: DeletePartition's window.
+	ps[1].Close()
+	if err := e.Checkpoint(); err != nil {
+		t.Fatalf("checkpoint with a closed partition: %v", err)
+	}
+	cp, ok, err := readCheckpoint(o.FS, o.Dir)
+	if err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	if _, in := cp.parts[partKey{topicID(1), 1}]; in || len(cp.parts) != 1 {
+		t.Fatalf("checkpoint lists %v", cp.parts)
+	}
+}
