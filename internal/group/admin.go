@@ -326,6 +326,7 @@ func (st *state) apply(d decoded, now time.Time) error {
 			return err
 		}
 		g.consumer.remember([]Record{d.rec})
+		g.consumer.loggedEpoch = g.consumer.g.Epoch() // a restart is no rebalance
 	case kindOffset:
 		if d.offset == nil {
 			// A tombstone deletes pending transactional offsets

@@ -2,8 +2,10 @@ package group
 
 import (
 	"errors"
+	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -477,3 +479,32 @@ func TestConsumerGroupBeforeLoad(t *testing.T) {
 		t.Fatalf("ConsumerGroupDescribe before load: %+v", d.Groups)
 	}
 }
+
+// Each new group epoch (a new target assignment) is logged once, as a
+// classic rebalance is.
+func TestConsumerGroupRebalanceLogged(t *testing.T) {
+	var buf syncBuffer
+	log, clk := newMemLog(), newClock()
+	c := loaded(t, log, func(o *Options) {
+		o.Now = clk.Now
+		o.Logger = slog.New(slog.NewTextHandler(&buf, nil))
+	})
+	a := &cgMember{id: "member-a", group: "cg", subs: []string{"orders"}}
+	a.mustBeat(t, c)
+	b := &cgMember{id: "member-b", group: "cg", subs: []string{"orders"}}
+	b.mustBeat(t, c)
+	converge(t, c, a, b)
+	a.mustBeat(t, c) // steady: no new epoch
+	out := buf.String()
+	if n := strings.Count(out, "group rebalanced"); n != 2 || !strings.Contains(out, "epoch=1 members=1") || !strings.Contains(out, "epoch=2 members=2") {
+		t.Fatalf("want two rebalance lines (epochs 1 and 2):\n%s", out)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }

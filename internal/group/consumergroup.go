@@ -42,6 +42,9 @@ type consumerGroup struct {
 	// ConsumerGroupDescribe; the heartbeat carries neither to the state
 	// machine. Not durable, bounded by the members.
 	clients map[string]Client
+
+	// loggedEpoch is the group epoch of the last "group rebalanced" line.
+	loggedEpoch int32
 }
 
 type durableRecord struct {
@@ -92,6 +95,7 @@ func (cg *consumerGroup) rebuild(st *state) {
 			return
 		}
 	}
+	cg.loggedEpoch = cg.g.Epoch()
 }
 
 // kafkaState is the group state as ListGroups and DescribeGroups spell
@@ -229,6 +233,13 @@ func (st *state) consumerWrite(g *group, recs []Record, fx *effects, then func(e
 			cg.rebuild(st)
 		} else {
 			cg.remember(recs)
+			if e := cg.g.Epoch(); e != cg.loggedEpoch {
+				// A new group epoch is a new target assignment: the
+				// KIP-848 counterpart of a classic rebalance.
+				cg.loggedEpoch = e
+				d := cg.g.Describe(st.env.ctopics(), false)
+				fx.event("group rebalanced", "group", g.id, "epoch", e, "members", len(d.Members), "assignor", d.AssignorName)
+			}
 		}
 		if then != nil {
 			then(err, fx)
