@@ -174,17 +174,31 @@ func create(s *Segment) (*Segment, error) {
 	s.active = newHandle(f)
 	s.offsets = index.NewOffsets(s.base)
 	s.times = index.NewTimes(s.base)
-	// The first flush creates the transaction index, even empty: a
-	// flushed segment without one is a segment whose index was lost.
-	s.txn = txnState{loaded: true, written: rewriteIndex}
 	// Stale index files from an earlier life of this base offset would
 	// otherwise be trusted by a later recovery.
-	for _, suf := range []string{IndexSuffix, TimeIndexSuffix, TxnIndexSuffix} {
+	for _, suf := range []string{IndexSuffix, TimeIndexSuffix} {
 		if err := fsys.Remove(s.Path(suf)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			_ = s.active.f.Close()
 			return nil, fmt.Errorf("segment: create: %w", err)
 		}
 	}
+	// The transaction index exists from the start, even empty (a flushed
+	// segment without one is a segment whose index was lost), created
+	// here rather than at the first flush: a checkpoint after a burst into
+	// 10,000 new partitions otherwise spent seconds creating 10,000 files.
+	// Create truncates a stale one; the first flush makes it durable.
+	tf, err := fsys.Create(s.Path(TxnIndexSuffix))
+	if err == nil {
+		_, err = tf.WriteAt(s.encodeTxnIndex(nil), 0)
+		if cerr := tf.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		_ = s.active.f.Close()
+		return nil, fmt.Errorf("segment: create: %w", err)
+	}
+	s.txn = txnState{loaded: true}
 	return s, nil
 }
 
@@ -370,7 +384,7 @@ func (j *FlushJob) Finish(env *Env) {
 		s.offsetsWritten, s.timesWritten = j.offW, j.timW
 	}
 	if j.txn != nil && s.txn.loaded && len(s.txn.entries) >= j.txn.n {
-		s.txn.written = j.txn.n
+		s.txn.written, s.txn.synced = j.txn.n, true
 	}
 	if j.size > s.flushedSize {
 		s.flushedSize = j.size
@@ -502,7 +516,7 @@ func (s *Segment) writeIndexes() error {
 		if _, err := j.run(s, true); err != nil {
 			return err
 		}
-		s.txn.written = j.n
+		s.txn.written, s.txn.synced = j.n, true
 	}
 	return nil
 }

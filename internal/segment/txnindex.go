@@ -42,6 +42,9 @@ type txnState struct {
 	loaded  bool
 	entries []producer.AbortedTxn
 	written int // entries in the file; rewriteIndex to rewrite it all
+	// synced: the file's written entries are durable (a flush ran since
+	// the segment created it).
+	synced bool
 }
 
 func encodeTxnHeader(base int64) []byte {
@@ -206,11 +209,11 @@ type txnFlush struct {
 }
 
 func (s *Segment) prepareTxnFlush() *txnFlush {
-	if !s.txn.loaded || s.txn.written == len(s.txn.entries) {
+	if !s.txn.loaded || (s.txn.written == len(s.txn.entries) && s.txn.synced) {
 		return nil
 	}
 	j := &txnFlush{data: s.encodeTxnIndex(s.txn.entries), n: len(s.txn.entries)}
-	if s.txn.written > 0 {
+	if s.txn.written >= 0 {
 		j.from = txnHeaderBytes + s.txn.written*txnEntryBytes
 	}
 	return j
@@ -222,6 +225,11 @@ func (s *Segment) prepareTxnFlush() *txnFlush {
 // same bytes back) rather than an empty file. Entries past a cut can only
 // describe markers past the last checkpoint, which recovery rebuilds.
 func (j *txnFlush) run(s *Segment, sync bool) (created bool, err error) {
+	if j.from >= len(j.data) && !sync {
+		// Nothing new, and the caller makes the file (created with the
+		// segment) durable with the rest: no need to open it.
+		return false, nil
+	}
 	path := s.Path(TxnIndexSuffix)
 	f, err := s.fs.OpenRW(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -232,8 +240,10 @@ func (j *txnFlush) run(s *Segment, sync bool) (created bool, err error) {
 		return false, fmt.Errorf("segment: open %s: %w", path, err)
 	}
 	defer f.Close()
-	if _, err := f.WriteAt(j.data[j.from:], int64(j.from)); err != nil {
-		return created, fmt.Errorf("segment: write %s: %w", path, err)
+	if j.from < len(j.data) {
+		if _, err := f.WriteAt(j.data[j.from:], int64(j.from)); err != nil {
+			return created, fmt.Errorf("segment: write %s: %w", path, err)
+		}
 	}
 	if j.from == 0 {
 		if err := truncateTo(f, int64(len(j.data))); err != nil {
