@@ -17,17 +17,25 @@ func TestTxnIndex(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The file exists from the segment's creation, with its header.
+	if got, err := readTxnIndex(mem, s.Path(TxnIndexSuffix), 0); err != nil || len(got) != 0 {
+		t.Fatalf("txnindex at creation: %v %v", got, err)
+	}
 	appendN(t, s, 4)
-	// A segment being written holds its entries; the first flush creates
-	// the file even when there are none.
+	// A segment being written holds its entries; the first flush makes
+	// the file durable even when there are none.
 	if got, err := s.AbortedTxns(); err != nil || len(got) != 0 {
 		t.Fatalf("empty: %v %v", got, err)
 	}
 	if err := s.Flush(e); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := mem.Stat(s.Path(TxnIndexSuffix)); err != nil {
-		t.Fatalf("no txnindex after the first flush: %v", err)
+	if err := mem.SyncDir("p"); err != nil { // the partition's flush does this
+		t.Fatal(err)
+	}
+	crashed := mem.CrashClone(vfs.CrashOptions{})
+	if got, err := readTxnIndex(crashed, s.Path(TxnIndexSuffix), 0); err != nil || len(got) != 0 {
+		t.Fatalf("no durable txnindex after the first flush: %v %v", got, err)
 	}
 	want := []producer.AbortedTxn{
 		{ProducerID: 7, FirstOffset: 0, LastOffset: 3, LastStableOffset: 4},
@@ -115,4 +123,22 @@ func FuzzDecodeTxnIndex(f *testing.F) {
 			t.Fatalf("re-encoding differs")
 		}
 	})
+}
+
+// readTxnIndex decodes the .txnindex at path as fsys holds it.
+func readTxnIndex(fsys vfs.FS, path string, base int64) ([]producer.AbortedTxn, error) {
+	f, err := fsys.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	n, err := f.Size()
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, n)
+	if err := readFull(f, b, 0); err != nil {
+		return nil, err
+	}
+	return DecodeTxnIndex(path, base, b)
 }
