@@ -127,17 +127,8 @@ func FuzzDecodeTxnIndex(f *testing.F) {
 
 // readTxnIndex decodes the .txnindex at path as fsys holds it.
 func readTxnIndex(fsys vfs.FS, path string, base int64) ([]producer.AbortedTxn, error) {
-	f, err := fsys.Open(path)
+	b, err := readWhole(fsys, path)
 	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	n, err := f.Size()
-	if err != nil {
-		return nil, err
-	}
-	b := make([]byte, n)
-	if err := readFull(f, b, 0); err != nil {
 		return nil, err
 	}
 	return DecodeTxnIndex(path, base, b)
