@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"math"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -69,10 +71,14 @@ func TestBenchBrokerMetrics(t *testing.T) {
 	if bl == nil || bl.Observations == 0 || bl.P99Ms <= 0 || bl.P50Ms > bl.P99Ms || bl.Within5Ms < 0 || bl.Within5Ms > 1 {
 		t.Fatalf("broker latency %+v", bl)
 	}
+	chart := filepath.Join(t.TempDir(), "broker.html")
 	r = mustRun(t, b.Addr(), "", "bench", "produce", "--duration", "200ms", "--partitions", "2",
-		"--record-bytes", "256", "--broker-metrics", hs.URL)
+		"--record-bytes", "256", "--broker-metrics", hs.URL, "--chart", chart)
 	if !strings.Contains(r.stdout, "BROKER-SIDE PRODUCE LATENCY") || !strings.Contains(r.stdout, "WITHIN 5ms") {
 		t.Fatalf("text output lacks the broker table:\n%s", r.stdout)
+	}
+	if page, err := os.ReadFile(chart); err != nil || !strings.Contains(string(page), "Broker-side produce latency") || !strings.Contains(string(page), "WITHIN 5ms") {
+		t.Fatalf("the chart lacks the broker table (%v)", err)
 	}
 
 	// Not a Prometheus endpoint: the broker's Kafka port.

@@ -69,6 +69,7 @@ type chartReport struct {
 	Settings []chartSetting
 	Results  htmlTable
 	Latency  *htmlTable // produce only: share acknowledged within each bound
+	Broker   *htmlTable // produce with --broker-metrics: the broker's own latency
 	Charts   []svgChart
 }
 
@@ -435,7 +436,7 @@ func (f *benchFlags) settings(kind string, seeds []string, started time.Time) []
 
 func produceReport(f *benchFlags, seeds []string, rs []produceResult, started time.Time) chartReport {
 	lat := newHTMLTable(latencyTable(rs), false)
-	return chartReport{
+	rep := chartReport{
 		Title:    "sluice bench produce",
 		Summary:  f.produceSummary(),
 		Settings: f.settings("produce", seeds, started),
@@ -443,6 +444,11 @@ func produceReport(f *benchFlags, seeds []string, rs []produceResult, started ti
 		Latency:  &lat,
 		Charts:   produceCharts(rs),
 	}
+	if rows := brokerTable(rs); rows != nil {
+		b := newHTMLTable(rows, false)
+		rep.Broker = &b
+	}
+	return rep
 }
 
 func consumeReport(f *benchFlags, seeds []string, rs []consumeResult, started time.Time) chartReport {
