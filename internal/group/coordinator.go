@@ -236,43 +236,26 @@ func (c *Coordinator) Load(ctx context.Context, recs iter.Seq2[Record, error]) e
 	}
 	now := c.opts.Now()
 	st := newState(c.env)
-	var n int64
-	var loadErr error
-	for r, err := range recs {
-		if err != nil {
-			loadErr = fmt.Errorf("group: reading the offsets log: %w", err)
-			break
-		}
-		if n%1024 == 0 {
-			if err := ctx.Err(); err != nil {
-				loadErr = err
-				break
-			}
-		}
+	n, loadErr := coord.Replay(ctx, "group: offsets log", recs, func(r Record) error {
 		if r.Control {
 			// A marker ends its producer's transaction in its
 			// partition: pending offsets are applied in log order
 			// (commit) or dropped (abort).
-			n++
 			st.completeTxn(now, txnEnd{r.ProducerID, r.ProducerEpoch, r.Commit, r.Partition})
-			continue
+			return nil
 		}
 		d, err := decodeRecord(r)
 		if err != nil {
-			loadErr = &CorruptRecordError{Index: n, Err: err}
-			break
+			return err
 		}
-		n++
 		// The record's position orders plain and transactional
 		// offsets of one partition; runtime writes continue after it.
 		d.seq = st.nextSeq()
-		if d.kind != kindSkip {
-			if err := st.apply(d, now); err != nil {
-				loadErr = &CorruptRecordError{Index: n - 1, Err: err}
-				break
-			}
+		if d.kind == kindSkip {
+			return nil
 		}
-	}
+		return st.apply(d, now)
+	})
 	if loadErr != nil {
 		st = nil
 	} else {
@@ -401,24 +384,22 @@ func (c *Coordinator) appended(id uint64, err error) {
 
 // owner is the owner goroutine's state.
 type owner struct {
-	c        *Coordinator
-	st       *state // nil until loaded
-	failed   bool   // Load failed
-	deleted  []string
-	ended    []txnEnd           // CompleteTxn calls before Load
-	open     map[*call]struct{} // accepted, not yet answered
-	writes   map[uint64]write   // appended, not yet done
-	nextID   uint64
-	timer    *time.Timer
-	timerSet bool
+	c       *Coordinator
+	st      *state // nil until loaded
+	failed  bool   // Load failed
+	deleted []string
+	ended   []txnEnd           // CompleteTxn calls before Load
+	open    map[*call]struct{} // accepted, not yet answered
+	writes  map[uint64]write   // appended, not yet done
+	nextID  uint64
+	alarm   *coord.Alarm
 }
 
 func (c *Coordinator) run() {
 	defer close(c.exited)
 	o := &owner{c: c, open: make(map[*call]struct{}), writes: make(map[uint64]write)}
-	o.timer = time.NewTimer(time.Hour)
-	o.timer.Stop()
-	defer o.timer.Stop()
+	o.alarm = coord.NewAlarm()
+	defer o.alarm.Stop()
 	for {
 		o.arm()
 		select {
@@ -433,8 +414,8 @@ func (c *Coordinator) run() {
 			if c.topicsChanged.Swap(false) {
 				o.message(message{changed: true})
 			}
-		case <-o.timer.C:
-			o.timerSet = false
+		case <-o.alarm.C():
+			o.alarm.Fired()
 			if o.st != nil {
 				now := c.opts.Now()
 				fx := &effects{}
@@ -445,22 +426,11 @@ func (c *Coordinator) run() {
 	}
 }
 
-// arm sets the timer to the earliest deadline: the goroutine sleeps
-// until there is something to do, never on a fixed ticker.
+// arm sets the alarm to the state's earliest deadline.
 func (o *owner) arm() {
-	if o.st == nil {
-		return
+	if o.st != nil {
+		o.alarm.Arm(o.st.next(), o.c.opts.Now())
 	}
-	next := o.st.next()
-	if next.IsZero() {
-		if o.timerSet {
-			o.timer.Stop()
-			o.timerSet = false
-		}
-		return
-	}
-	o.timer.Reset(max(next.Sub(o.c.opts.Now()), 0))
-	o.timerSet = true
 }
 
 func (o *owner) message(m message) {

@@ -1,7 +1,6 @@
 package group
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
@@ -31,22 +30,9 @@ const (
 	firstUnknownKeyVersion = 3
 )
 
-// errCorrupt is wrapped by every CorruptRecordError.
-var errCorrupt = errors.New("group: corrupt offsets-log record")
-
-// CorruptRecordError reports a record of the offsets log that Load
-// could not decode. Index counts the records Load had seen before it,
-// across all partitions.
-type CorruptRecordError struct {
-	Index int64
-	Err   error
-}
-
-func (e *CorruptRecordError) Error() string {
-	return fmt.Sprintf("%v at record %d: %v", errCorrupt, e.Index, e.Err)
-}
-
-func (e *CorruptRecordError) Unwrap() []error { return []error{errCorrupt, e.Err} }
+// CorruptRecordError reports a record of the offsets log that Load could not
+// decode or apply (coord.Replay).
+type CorruptRecordError = coord.CorruptRecordError
 
 // Partition is the offsets-log partition of a group: Kafka's
 // abs(javaStringHashCode(id)) % n, so a group lands where Kafka would put

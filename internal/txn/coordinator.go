@@ -2,11 +2,9 @@ package txn
 
 import (
 	"context"
-	"fmt"
 	"iter"
 	"log/slog"
 	"sync"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -161,27 +159,13 @@ func (c *Coordinator) Load(ctx context.Context, recs iter.Seq2[Record, error]) e
 		return ErrLoaded
 	}
 	st := newState(c.opts)
-	var n int64
-	var loadErr error
-	for r, err := range recs {
-		if err != nil {
-			loadErr = fmt.Errorf("txn: reading the transaction log: %w", err)
-			break
-		}
-		if n%1024 == 0 {
-			if err := ctx.Err(); err != nil {
-				loadErr = err
-				break
-			}
-		}
+	n, loadErr := coord.Replay(ctx, "txn: transaction log", recs, func(r Record) error {
 		d, err := decodeRecord(r)
-		if err != nil {
-			loadErr = &CorruptRecordError{Index: n, Err: err}
-			break
+		if err == nil {
+			st.apply(d)
 		}
-		n++
-		st.apply(d)
-	}
+		return err
+	})
 	var ids int
 	var nextPID int64
 	if loadErr != nil {
@@ -236,22 +220,20 @@ func (c *Coordinator) finished(id uint64, err error) {
 
 // owner is the owner goroutine's state.
 type owner struct {
-	c        *Coordinator
-	st       *state // nil until loaded
-	failed   bool   // Load failed
-	open     map[*call]struct{}
-	pending  map[uint64]then // writes in flight
-	nextID   uint64
-	timer    *time.Timer
-	timerSet bool
+	c       *Coordinator
+	st      *state // nil until loaded
+	failed  bool   // Load failed
+	open    map[*call]struct{}
+	pending map[uint64]then // writes in flight
+	nextID  uint64
+	alarm   *coord.Alarm
 }
 
 func (c *Coordinator) run() {
 	defer close(c.exited)
 	o := &owner{c: c, open: make(map[*call]struct{}), pending: make(map[uint64]then)}
-	o.timer = time.NewTimer(time.Hour)
-	o.timer.Stop()
-	defer o.timer.Stop()
+	o.alarm = coord.NewAlarm()
+	defer o.alarm.Stop()
 	for {
 		o.arm()
 		select {
@@ -262,8 +244,8 @@ func (c *Coordinator) run() {
 			o.message(m)
 		case <-c.dones.C():
 			o.completions()
-		case <-o.timer.C:
-			o.timerSet = false
+		case <-o.alarm.C():
+			o.alarm.Fired()
 			if o.st != nil {
 				now := c.opts.Now()
 				fx := &effects{}
@@ -274,22 +256,11 @@ func (c *Coordinator) run() {
 	}
 }
 
-// arm sets the timer to the earliest deadline: the goroutine sleeps until
-// there is something to do.
+// arm sets the alarm to the state's earliest deadline.
 func (o *owner) arm() {
-	if o.st == nil {
-		return
+	if o.st != nil {
+		o.alarm.Arm(o.st.next(), o.c.opts.Now())
 	}
-	next := o.st.next()
-	if next.IsZero() {
-		if o.timerSet {
-			o.timer.Stop()
-			o.timerSet = false
-		}
-		return
-	}
-	o.timer.Reset(max(next.Sub(o.c.opts.Now()), 0))
-	o.timerSet = true
 }
 
 func (o *owner) message(m message) {

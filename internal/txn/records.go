@@ -2,7 +2,6 @@ package txn
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -36,22 +35,9 @@ const (
 	pidBlockPartition = 0
 )
 
-// errCorrupt is wrapped by every CorruptRecordError.
-var errCorrupt = errors.New("txn: corrupt transaction-log record")
-
-// CorruptRecordError reports a record of __transaction_state that Load
-// could not decode. Index counts the records Load had seen before it,
-// across all partitions.
-type CorruptRecordError struct {
-	Index int64
-	Err   error
-}
-
-func (e *CorruptRecordError) Error() string {
-	return fmt.Sprintf("%v at record %d: %v", errCorrupt, e.Index, e.Err)
-}
-
-func (e *CorruptRecordError) Unwrap() []error { return []error{errCorrupt, e.Err} }
+// CorruptRecordError reports a record of __transaction_state that Load could not
+// decode or apply (coord.Replay).
+type CorruptRecordError = coord.CorruptRecordError
 
 // Partition is the __transaction_state partition of a transactional id:
 // Kafka's abs(javaStringHashCode(id)) % n, so an id lands where Kafka
