@@ -24,22 +24,6 @@ import (
 	"github.com/sluice-io/sluice/internal/broker/brokertest"
 )
 
-// eosSeed returns the seed of a randomized test: SLUICE_EOS_SEED when set,
-// so a failure replays, else the clock. The test logs it either way.
-func eosSeed(t *testing.T) uint64 {
-	t.Helper()
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("SLUICE_EOS_SEED"); s != "" {
-		v, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			t.Fatalf("SLUICE_EOS_SEED: %v", err)
-		}
-		seed = v
-	}
-	t.Logf("seed %d (replay with SLUICE_EOS_SEED=%d)", seed, seed)
-	return seed
-}
-
 // Sizes of the exactly-once transform test.
 const (
 	eosInputRecords    = 3000
@@ -239,7 +223,7 @@ func TestEOSTransformAcrossRebalanceAndKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts and kills broker processes")
 	}
-	seed := eosSeed(t)
+	seed := testSeed(t, "SLUICE_EOS_SEED")
 	rng := rand.New(rand.NewPCG(seed, seed^0x5eed))
 	dir := t.TempDir()
 	child := startKillChild(t, dir, "127.0.0.1:0")
@@ -506,7 +490,7 @@ const (
 // non-transactional record at or after the start in offset order and no
 // aborted one; read_uncommitted returns every data record.
 func TestReadCommittedNeverSeesAborted(t *testing.T) {
-	seed := eosSeed(t)
+	seed := testSeed(t, "SLUICE_EOS_SEED")
 	rng := rand.New(rand.NewPCG(seed, seed^0xabcd))
 	b := brokertest.Start(t)
 	const topic = "rc"

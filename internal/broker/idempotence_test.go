@@ -24,19 +24,20 @@ import (
 	"github.com/sluice-io/sluice/internal/broker/brokertest"
 )
 
-// idemSeed returns the seed of a randomized test of this file:
-// SLUICE_IDEM_SEED when set, so a failure replays, else the clock.
-func idemSeed(t *testing.T) uint64 {
+// testSeed returns the seed of a randomized test: the environment
+// variable env when set, so a failure replays, else the clock. The test
+// logs it either way.
+func testSeed(t *testing.T, env string) uint64 {
 	t.Helper()
 	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("SLUICE_IDEM_SEED"); s != "" {
+	if s := os.Getenv(env); s != "" {
 		v, err := strconv.ParseUint(s, 10, 64)
 		if err != nil {
-			t.Fatalf("SLUICE_IDEM_SEED: %v", err)
+			t.Fatalf("%s: %v", env, err)
 		}
 		seed = v
 	}
-	t.Logf("seed %d (replay with SLUICE_IDEM_SEED=%d)", seed, seed)
+	t.Logf("seed %d (replay with %s=%d)", seed, env, seed)
 	return seed
 }
 
@@ -221,7 +222,7 @@ func dropValue(p int32, i int) []byte {
 // exactly the produced records, in order, once each, at contiguous
 // offsets.
 func TestIdempotentProducerSurvivesConnectionDrops(t *testing.T) {
-	seed := idemSeed(t)
+	seed := testSeed(t, "SLUICE_IDEM_SEED")
 	b := brokertest.Start(t)
 	const topic = "idem-drops"
 	createTopic(t, b, topic, dropPartitions, nil)
@@ -709,7 +710,7 @@ func TestTransactionsKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts and kills broker processes")
 	}
-	seed := idemSeed(t)
+	seed := testSeed(t, "SLUICE_IDEM_SEED")
 	rng := rand.New(rand.NewPCG(seed, 2))
 	dir := t.TempDir()
 	child := startKillChild(t, dir, "127.0.0.1:0")
