@@ -41,6 +41,23 @@ func testOptions(fsys vfs.FS) Options {
 
 func topicID(n byte) [16]byte { return [16]byte{0: 0xAB, 15: n} }
 
+// openWithPartitions opens an engine on fsys with testOptions and creates
+// n partitions of topic.
+func openWithPartitions(t testing.TB, fsys vfs.FS, topic string, id [16]byte, n int) (*Engine, []*partition.Partition) {
+	t.Helper()
+	e, _, err := Open(testOptions(fsys))
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := make([]*partition.Partition, n)
+	for i := range parts {
+		if parts[i], err = e.CreatePartition(partition.ID{Topic: topic, TopicID: id, Partition: int32(i)}, e.opts.Partition); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return e, parts
+}
+
 func mkBatch(t testing.TB, r *rand.Rand, ts int64) []byte {
 	n := 1 + r.IntN(5)
 	recs := make([]batch.Record, n)
@@ -289,18 +306,7 @@ func TestCrashRandomMoment(t *testing.T) {
 			defer func() { bulkSync = false }()
 			r := rand.New(rand.NewPCG(uint64(seed), 99))
 			mem := vfs.NewMem()
-			e, _, err := Open(testOptions(mem))
-			if err != nil {
-				t.Fatal(err)
-			}
-			var parts []*partition.Partition
-			for i := 0; i < 3; i++ {
-				p, err := e.CreatePartition(partition.ID{Topic: "t", TopicID: topicID(1), Partition: int32(i)}, e.opts.Partition)
-				if err != nil {
-					t.Fatal(err)
-				}
-				parts = append(parts, p)
-			}
+			e, parts := openWithPartitions(t, mem, "t", topicID(1), 3)
 			for round := 0; round < 2; round++ {
 				log := newAckLog()
 				crashAt := 20 + r.IntN(150)

@@ -247,18 +247,7 @@ func TestProducerCrashRandomMoment(t *testing.T) {
 			defer func() { bulkSync = false }()
 			r := rand.New(rand.NewPCG(uint64(seed), 77))
 			mem := vfs.NewMem()
-			e, _, err := Open(testOptions(mem))
-			if err != nil {
-				t.Fatal(err)
-			}
-			var parts []*partition.Partition
-			for i := 0; i < 3; i++ {
-				p, err := e.CreatePartition(partition.ID{Topic: "tx", TopicID: topicID(7), Partition: int32(i)}, e.opts.Partition)
-				if err != nil {
-					t.Fatal(err)
-				}
-				parts = append(parts, p)
-			}
+			e, parts := openWithPartitions(t, mem, "tx", topicID(7), 3)
 			log, plog := newAckLog(), &prodLog{last: map[[2]string]prodAck{}}
 			crashAt := 40 + r.IntN(200)
 			var image *vfs.MemFS
