@@ -316,18 +316,8 @@ func (s *Segment) ReadBatch(env *Env, pos int64) ([]byte, error) {
 	return b, nil
 }
 
-// PositionOf returns the byte position of the batch that holds offset.
+// PositionOf returns the byte position of the batch that holds offset: its
+// Position within the whole log.
 func (s *Segment) PositionOf(env *Env, offset int64) (int64, error) {
-	o, _, err := s.Indexes(env)
-	if err != nil {
-		return 0, err
-	}
-	h, err := s.acquireLog(env.Files)
-	if err != nil {
-		return 0, err
-	}
-	defer h.Release()
-	_, pos := o.Lookup(offset)
-	at, _, err := s.seek(h.File(), pos, offset, s.size)
-	return at, err
+	return s.Position(env, offset, s.size)
 }
