@@ -358,7 +358,7 @@ func (p *Partition) loadProducersLocked(names []string, limit int64, full bool, 
 		if snaps[i] > limit || snaps[i] > p.mu.end {
 			continue
 		}
-		b, err := readFile(p.fs, filepath.Join(p.dir, snapshotName(snaps[i])), producer.SnapshotBytesMax(p.prodOpts))
+		b, err := vfs.ReadFile(p.fs, filepath.Join(p.dir, snapshotName(snaps[i])), int64(producer.SnapshotBytesMax(p.prodOpts)))
 		if err != nil {
 			continue
 		}
@@ -466,27 +466,6 @@ func equalTxns(a, b []AbortedTxn) bool {
 		}
 	}
 	return true
-}
-
-func readFile(fsys vfs.FS, path string, maxBytes int) ([]byte, error) {
-	f, err := fsys.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	n, err := f.Size()
-	if err != nil {
-		return nil, err
-	}
-	if n > int64(maxBytes) {
-		return nil, fmt.Errorf("partition: %s: %d bytes, at most %d", path, n, maxBytes)
-	}
-	b := make([]byte, n)
-	m, err := f.ReadAt(b, 0)
-	if m == len(b) {
-		return b, nil
-	}
-	return nil, fmt.Errorf("partition: read %s: %w", path, err)
 }
 
 // removeSnapshotsAbove removes the snapshot files above offset (their data

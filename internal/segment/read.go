@@ -67,7 +67,7 @@ func (s *Segment) Indexes(env *Env) (*index.Offsets, *index.Times, error) {
 }
 
 func (s *Segment) loadIndexFiles() (*index.Offsets, *index.Times, error) {
-	ob, err := readWhole(s.fs, s.Path(IndexSuffix))
+	ob, err := vfs.ReadFile(s.fs, s.Path(IndexSuffix), 0)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -75,7 +75,7 @@ func (s *Segment) loadIndexFiles() (*index.Offsets, *index.Times, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	tb, err := readWhole(s.fs, s.Path(TimeIndexSuffix))
+	tb, err := vfs.ReadFile(s.fs, s.Path(TimeIndexSuffix), 0)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -101,23 +101,6 @@ func (s *Segment) rebuildIndexes(f vfs.File) (*index.Offsets, *index.Times, erro
 	// rebuild next time.
 	_ = tmp.writeIndexes()
 	return tmp.offsets, tmp.times, nil
-}
-
-func readWhole(fsys vfs.FS, path string) ([]byte, error) {
-	f, err := fsys.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	n, err := f.Size()
-	if err != nil {
-		return nil, err
-	}
-	b := make([]byte, n)
-	if err := readFull(f, b, 0); err != nil {
-		return nil, err
-	}
-	return b, nil
 }
 
 // Read returns whole batches starting with the one that holds offset, at

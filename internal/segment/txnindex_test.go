@@ -98,7 +98,7 @@ func TestTxnIndex(t *testing.T) {
 	if err := s2.Flush(e); err != nil {
 		t.Fatal(err)
 	}
-	b, _ := readWhole(mem, s2.Path(TxnIndexSuffix))
+	b, _ := vfs.ReadFile(mem, s2.Path(TxnIndexSuffix), 0)
 	if got, err := DecodeTxnIndex("x", 100, b); err != nil || !slices.Equal(got, keep) {
 		t.Fatalf("after truncation: %+v %v", got, err)
 	}
@@ -127,7 +127,7 @@ func FuzzDecodeTxnIndex(f *testing.F) {
 
 // readTxnIndex decodes the .txnindex at path as fsys holds it.
 func readTxnIndex(fsys vfs.FS, path string, base int64) ([]producer.AbortedTxn, error) {
-	b, err := readWhole(fsys, path)
+	b, err := vfs.ReadFile(fsys, path, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -179,23 +179,11 @@ func Open(fsys vfs.FS, dir string) (*Registry, error) {
 }
 
 func readFile(fsys vfs.FS, path string) ([]byte, error) {
-	f, err := fsys.Open(path)
-	if err != nil {
-		return nil, err
+	b, err := vfs.ReadFile(fsys, path, maxFileBytes)
+	if errors.Is(err, vfs.ErrTooLarge) {
+		return nil, &CorruptError{Path: path, Reason: err.Error()}
 	}
-	defer f.Close()
-	size, err := f.Size()
-	if err != nil {
-		return nil, fmt.Errorf("topics: %w", err)
-	}
-	if size > maxFileBytes {
-		return nil, &CorruptError{Path: path, Reason: fmt.Sprintf("file of %d bytes exceeds %d", size, maxFileBytes)}
-	}
-	b := make([]byte, size)
-	if n, err := f.ReadAt(b, 0); int64(n) != size {
-		return nil, fmt.Errorf("topics: read %s: %w", path, err)
-	}
-	return b, nil
+	return b, err
 }
 
 // Get returns the topic named name.
