@@ -78,12 +78,11 @@ func scrape(t *testing.T, m *Metrics) map[string]*dto.MetricFamily {
 	return fams
 }
 
-// value returns the value of name's series with exactly labels (pairs),
-// and whether it exists.
-func value(fams map[string]*dto.MetricFamily, name string, labels ...string) (float64, bool) {
+// series returns name's series with exactly labels (pairs), or nil.
+func series(fams map[string]*dto.MetricFamily, name string, labels ...string) *dto.Metric {
 	f := fams[name]
 	if f == nil {
-		return 0, false
+		return nil
 	}
 next:
 	for _, m := range f.Metric {
@@ -101,41 +100,36 @@ next:
 				continue next
 			}
 		}
-		switch {
-		case m.Counter != nil:
-			return m.Counter.GetValue(), true
-		case m.Gauge != nil:
-			return m.Gauge.GetValue(), true
-		case m.Histogram != nil:
-			return float64(m.Histogram.GetSampleCount()), true
-		}
+		return m
+	}
+	return nil
+}
+
+// value returns the value of name's series with exactly labels (pairs),
+// and whether it exists; a histogram's value is its sample count.
+func value(fams map[string]*dto.MetricFamily, name string, labels ...string) (float64, bool) {
+	m := series(fams, name, labels...)
+	switch {
+	case m == nil:
+		return 0, false
+	case m.Counter != nil:
+		return m.Counter.GetValue(), true
+	case m.Gauge != nil:
+		return m.Gauge.GetValue(), true
+	case m.Histogram != nil:
+		return float64(m.Histogram.GetSampleCount()), true
 	}
 	return 0, false
 }
 
+// histSum is the sample sum of name's histogram series with labels.
 func histSum(t *testing.T, fams map[string]*dto.MetricFamily, name string, labels ...string) float64 {
 	t.Helper()
-	f := fams[name]
-	if f == nil {
-		t.Fatalf("%s missing", name)
+	m := series(fams, name, labels...)
+	if m == nil || m.Histogram == nil {
+		t.Fatalf("%s%v missing", name, labels)
 	}
-next:
-	for _, m := range f.Metric {
-		for i := 0; i+1 < len(labels); i += 2 {
-			found := false
-			for _, lp := range m.Label {
-				if lp.GetName() == labels[i] && lp.GetValue() == labels[i+1] {
-					found = true
-				}
-			}
-			if !found {
-				continue next
-			}
-		}
-		return m.GetHistogram().GetSampleSum()
-	}
-	t.Fatalf("%s%v missing", name, labels)
-	return 0
+	return m.Histogram.GetSampleSum()
 }
 
 func expect(t *testing.T, fams map[string]*dto.MetricFamily, want float64, name string, labels ...string) {
