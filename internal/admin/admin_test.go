@@ -259,7 +259,8 @@ func TestTopicsJSON(t *testing.T) {
 	decode(t, body, []string{"topics"}, &list)
 	want := []admin.TopicSummaryJSON{
 		{Name: "__consumer_offsets", Internal: true, Partitions: 1, SizeBytes: 10, Segments: 1},
-		{Name: "orders", ID: "AAAAAAAAAAAAAAAAAAAAAQ", Partitions: 2, SizeBytes: 4608, Segments: 3},
+		// records: (100 - 5) + (7 - 0), the offsets a consumer would read.
+		{Name: "orders", ID: "AAAAAAAAAAAAAAAAAAAAAQ", Partitions: 2, Records: 102, SizeBytes: 4608, Segments: 3},
 	}
 	if !reflect.DeepEqual(list.Topics, want) {
 		t.Errorf("topics %+v, want %+v", list.Topics, want)
@@ -273,12 +274,12 @@ func TestTopicsJSON(t *testing.T) {
 		t.Fatalf("/api/topics/orders: %d %s", code, body)
 	}
 	var topic admin.TopicJSON
-	decode(t, body, []string{"name", "id", "internal", "size_bytes", "segments", "partitions", "configs"}, &topic)
+	decode(t, body, []string{"name", "id", "internal", "records", "size_bytes", "segments", "partitions", "configs"}, &topic)
 	wantParts := []admin.PartitionJSON{
 		{Partition: 0, LogStartOffset: 5, HighWatermark: 100, LastStableOffset: 90, SizeBytes: 4096, Segments: 2},
 		{Partition: 1, HighWatermark: 7, LastStableOffset: 7, SizeBytes: 512, Segments: 1},
 	}
-	if !reflect.DeepEqual(topic.Partitions, wantParts) || topic.SizeBytes != 4608 {
+	if !reflect.DeepEqual(topic.Partitions, wantParts) || topic.SizeBytes != 4608 || topic.Records != 102 {
 		t.Errorf("topic %+v", topic)
 	}
 	for _, f := range []string{"partition", "log_start_offset", "high_watermark", "last_stable_offset"} {
@@ -495,7 +496,7 @@ func TestTopicConfigsJSON(t *testing.T) {
 		t.Fatalf("/api/topics/orders: %d %s", code, body)
 	}
 	var topic admin.TopicJSON
-	decode(t, body, []string{"name", "id", "internal", "size_bytes", "segments", "partitions", "configs"}, &topic)
+	decode(t, body, []string{"name", "id", "internal", "records", "size_bytes", "segments", "partitions", "configs"}, &topic)
 	want := []admin.ConfigEntryJSON{
 		{Name: "cleanup.policy", Value: "delete", Source: "DEFAULT_CONFIG"},
 		{Name: "retention.ms", Value: "3600000", Source: "TOPIC_CONFIG"},

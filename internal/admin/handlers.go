@@ -29,6 +29,7 @@ type TopicSummaryJSON struct {
 	ID         string `json:"id"`
 	Internal   bool   `json:"internal"`
 	Partitions int    `json:"partitions"`
+	Records    int64  `json:"records"` // high watermarks minus log starts, summed
 	SizeBytes  int64  `json:"size_bytes"`
 	Segments   int    `json:"segments"`
 }
@@ -38,6 +39,7 @@ type TopicJSON struct {
 	Name       string          `json:"name"`
 	ID         string          `json:"id"`
 	Internal   bool            `json:"internal"`
+	Records    int64           `json:"records"`
 	SizeBytes  int64           `json:"size_bytes"`
 	Segments   int             `json:"segments"`
 	Partitions []PartitionJSON `json:"partitions"`
@@ -209,10 +211,10 @@ func (s *Server) topics(w http.ResponseWriter, _ *http.Request) {
 	topics := s.src.Topics()
 	out := make([]TopicSummaryJSON, 0, len(topics))
 	for _, t := range topics {
-		size, segs := topicTotals(t)
+		tot := topicTotals(t)
 		out = append(out, TopicSummaryJSON{
 			Name: t.Name, ID: t.ID, Internal: t.Internal,
-			Partitions: len(t.Partitions), SizeBytes: size, Segments: segs,
+			Partitions: len(t.Partitions), Records: tot.records, SizeBytes: tot.size, Segments: tot.segments,
 		})
 	}
 	slices.SortFunc(out, func(a, b TopicSummaryJSON) int { return cmp.Compare(a.Name, b.Name) })
@@ -227,9 +229,9 @@ func (s *Server) topic(w http.ResponseWriter, r *http.Request) {
 		if t.Name != name {
 			continue
 		}
-		size, segs := topicTotals(t)
+		tot := topicTotals(t)
 		out := TopicJSON{
-			Name: t.Name, ID: t.ID, Internal: t.Internal, SizeBytes: size, Segments: segs,
+			Name: t.Name, ID: t.ID, Internal: t.Internal, Records: tot.records, SizeBytes: tot.size, Segments: tot.segments,
 			Partitions: make([]PartitionJSON, 0, len(t.Partitions)),
 		}
 		for _, p := range t.Partitions {
@@ -331,12 +333,19 @@ func recordJSON(rec Record) RecordJSON {
 	return out
 }
 
-func topicTotals(t Topic) (size int64, segments int) {
+type totals struct {
+	records, size int64
+	segments      int
+}
+
+func topicTotals(t Topic) totals {
+	var tot totals
 	for _, p := range t.Partitions {
-		size += p.SizeBytes
-		segments += p.Segments
+		tot.records += max(p.HighWatermark-p.LogStart, 0)
+		tot.size += p.SizeBytes
+		tot.segments += p.Segments
 	}
-	return size, segments
+	return tot
 }
 
 func (s *Server) groups(w http.ResponseWriter, _ *http.Request) {

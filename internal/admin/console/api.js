@@ -59,20 +59,6 @@ export async function getReady() {
   return { ok: resp.status === 200, text };
 }
 
-// mapLimited runs fn over items, at most limit at a time.
-export async function mapLimited(items, limit, fn) {
-  const out = new Array(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
-}
-
 const ui = {
   banner: document.getElementById('banner'),
   bannerText: document.getElementById('banner-text'),

@@ -5,7 +5,6 @@ import { HTTPError, getJSON, isDisconnect, setConnected, setConnectedIfStale } f
 import { Table, badge, card, el, notice, pageTitle, panel, setBadge, setText } from './dom.js';
 import { b64ToBytes, enc, fmtBytes, fmtInt, fmtRate, fmtTimestamp, printableText, toHex } from './format.js';
 import { lastValue, state, topicRates } from './state.js';
-import { topicRecords } from './topics.js';
 
 // The record browser's page size, as the server's RecordsLimitDefault and
 // RecordsLimitMax: asking for more would silently get fewer.
@@ -102,7 +101,7 @@ export function topicView(name) {
       setText(idText, t.id ? `id ${t.id}` : '');
       const ps = Array.isArray(t.partitions) ? t.partitions : [];
       setText(cards.partitions.value, fmtInt(ps.length));
-      setText(cards.records.value, fmtInt(topicRecords(t)));
+      setText(cards.records.value, fmtInt(t.records));
       setText(cards.size.value, fmtBytes(t.size_bytes));
       setText(cards.segments.value, fmtInt(t.segments));
       setText(cards.rate.value, fmtRate(lastValue(topicRates(name))));

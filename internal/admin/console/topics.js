@@ -1,21 +1,13 @@
 // The topics page (#/topics): every topic with its size, records and
 // throughput.
 
-import { getJSON, isDisconnect, mapLimited } from './api.js';
+import { getJSON } from './api.js';
 import { sparkline } from './charts.js';
 import { Table, badge, el, pageTitle, panel, setLink, setText } from './dom.js';
 import { enc, fmtBytes, fmtInt, fmtRate } from './format.js';
 import { lastValue, state, topicRates } from './state.js';
 
-// The topics list shows records per topic, which only the per-topic
-// endpoint has. Fetch at most this many topics per poll, round-robin, so a
-// broker with thousands of topics sees a bounded request rate.
-const TOPIC_DETAILS_PER_POLL = 50;
-const TOPIC_DETAIL_CONCURRENCY = 4;
-
 export function topicsView() {
-  const records = new Map(); // topic -> records (sum of hw - log start)
-  let cursor = 0; // round-robin position for the detail fetches
   const count = el('span', { class: 'subtitle', testid: 'topics-count' });
   const internal = el('input', { type: 'checkbox', testid: 'toggle-internal', checked: state.showInternal });
   const filter = el('input', { type: 'search', placeholder: 'Filter topics', testid: 'topics-filter', 'aria-label': 'Filter topics' });
@@ -30,7 +22,7 @@ export function topicsView() {
         if (t.internal && !td.querySelector('.badge')) td.append(' ', badge('internal'));
       } },
       { title: 'Partitions', num: true, text: (t) => fmtInt(t.partitions) },
-      { title: 'Records', num: true, testid: 'topic-records', text: (t) => fmtInt(records.get(t.name)) },
+      { title: 'Records', num: true, testid: 'topic-records', text: (t) => fmtInt(t.records) },
       { title: 'Size', num: true, text: (t) => fmtBytes(t.size_bytes) },
       { title: 'Segments', num: true, text: (t) => fmtInt(t.segments) },
       { title: 'Throughput', cls: 'spark-cell', render: (td, t) => td.replaceChildren(sparkline(topicRates(t.name), 'topic-spark')) },
@@ -62,27 +54,7 @@ export function topicsView() {
     async poll() {
       const data = await getJSON('/api/topics');
       last = Array.isArray(data.topics) ? data.topics : [];
-      const names = new Set(last.map((t) => t.name));
-      for (const k of records.keys()) if (!names.has(k)) records.delete(k);
-      const rows = shown();
-      const batch = [];
-      for (let i = 0; i < Math.min(TOPIC_DETAILS_PER_POLL, rows.length); i++) batch.push(rows[(cursor + i) % rows.length]);
-      cursor = rows.length ? (cursor + batch.length) % rows.length : 0;
-      await mapLimited(batch, TOPIC_DETAIL_CONCURRENCY, async (t) => {
-        try {
-          const d = await getJSON('/api/topics/' + enc(t.name));
-          records.set(t.name, topicRecords(d));
-        } catch (e) {
-          if (isDisconnect(e)) throw e; // deleted meanwhile: the next list drops it
-        }
-      });
       render();
     },
   };
-}
-
-export function topicRecords(t) {
-  let n = 0;
-  for (const p of t.partitions || []) n += Math.max(0, p.high_watermark - p.log_start_offset);
-  return n;
 }
