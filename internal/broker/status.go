@@ -68,7 +68,7 @@ func (b *Broker) Topics() []TopicStatus {
 			logStart, end := p.Offsets()
 			ts.Partitions = append(ts.Partitions, PartitionStatus{
 				Partition: int32(i), LogStart: logStart, HighWatermark: end, LastStable: p.LastStableOffset(),
-				SizeBytes: p.Size(), Segments: len(p.Segments()),
+				SizeBytes: p.Size(), Segments: p.NumSegments(),
 			})
 		}
 		out = append(out, ts)

@@ -480,6 +480,13 @@ type SegmentInfo struct {
 	State            segment.State
 }
 
+// NumSegments is len(Segments()) without building the list.
+func (p *Partition) NumSegments() int {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return len(p.mu.segs)
+}
+
 // Size returns the bytes in all segments.
 func (p *Partition) Size() int64 {
 	p.mu.RLock()
