@@ -168,7 +168,7 @@ func (st *state) list(req *kmsg.ListGroupsRequest) *kmsg.ListGroupsResponse {
 	for _, g := range st.sortedGroups() {
 		protocolType, state, typ := g.classic.protocolType, g.classic.state.String(), groupType
 		if g.consumer != nil {
-			protocolType, state, typ = "consumer", g.consumer.kafkaState(), consumerGroupType
+			protocolType, state, typ = "consumer", g.consumer.g.KafkaState(), consumerGroupType
 		}
 		if !match(req.StatesFilter, state) || !match(req.TypesFilter, typ) {
 			continue
@@ -218,7 +218,7 @@ func (st *state) infos() []GroupInfo {
 		if c := g.consumer; c != nil {
 			d := c.g.Describe(st.env.ctopics(), false)
 			gi := GroupInfo{
-				ID: g.id, ProtocolType: "consumer", Protocol: d.AssignorName, State: c.kafkaState(), Type: consumerGroupType,
+				ID: g.id, ProtocolType: "consumer", Protocol: d.AssignorName, State: c.g.KafkaState(), Type: consumerGroupType,
 				Members: len(d.Members), Generation: d.Epoch, MemberList: make([]MemberInfo, 0, len(d.Members)),
 			}
 			for _, dm := range d.Members {

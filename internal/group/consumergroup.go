@@ -98,22 +98,6 @@ func (cg *consumerGroup) rebuild(st *state) {
 	cg.loggedEpoch = cg.g.Epoch()
 }
 
-// kafkaState is the group state as ListGroups and DescribeGroups spell
-// it (Kafka's ConsumerGroupState).
-func (cg *consumerGroup) kafkaState() string {
-	switch cg.g.State() {
-	case "empty":
-		return "Empty"
-	case "assigning":
-		return "Assigning"
-	case "reconciling":
-		return "Reconciling"
-	case "stable":
-		return "Stable"
-	}
-	return "Dead"
-}
-
 // ctopics is the broker's topics as the consumer package sees them.
 func (e *env) ctopics() consumer.Topics { return consumerTopics{e.opts.Topics} }
 

@@ -288,8 +288,10 @@ func (g *Group) State() string {
 	return "stable"
 }
 
-// kafkaState is State as Kafka's ConsumerGroupDescribe spells it.
-func (g *Group) kafkaState() string {
+// KafkaState is State as Kafka spells it (ConsumerGroupState: Empty,
+// Assigning, Reconciling, Stable, Dead), for ListGroups, DescribeGroups
+// and ConsumerGroupDescribe.
+func (g *Group) KafkaState() string {
 	switch s := g.State(); s {
 	case "empty":
 		return "Empty"
@@ -355,7 +357,7 @@ func (g *Group) Describe(topics Topics, includeAuthorizedOps bool) kmsg.Consumer
 	g.settle()
 	d := kmsg.NewConsumerGroupDescribeResponseGroup()
 	d.Group = g.id
-	d.State = g.kafkaState()
+	d.State = g.KafkaState()
 	d.Epoch = g.epoch
 	d.AssignmentEpoch = g.targetEpoch
 	d.AssignorName = g.assignor()
