@@ -81,7 +81,14 @@ func TestObserveProduceStages(t *testing.T) {
 	rc.send(req)
 	// A produce after it, answered: by then the acks=0 one was handled.
 	rc.do(produceReq(9, "stages", 1, buildBatch(t, batch.CodecNone, time.Now().UnixMilli(), 4, 100)))
-	time.Sleep(50 * time.Millisecond)
+	// The answered one reports once its response is written; then give a
+	// wrong report from the acks=0 one time to show up too.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		if _, st := obs.snapshot(); len(st) >= 4 || time.Now().After(deadline) {
+			break
+		}
+	}
+	time.Sleep(20 * time.Millisecond)
 	produced, stages := obs.snapshot()
 	if len(stages) != 4 {
 		t.Fatalf("%d stage reports for 4 acknowledged requests and one acks=0", len(stages))
